@@ -1,0 +1,44 @@
+"""``python -m server``: run the router with settings from ``EDITJUDGE_*`` variables."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .config import Settings
+
+
+def run(settings: Settings) -> None:
+    """Serve the router until SIGINT/SIGTERM; uvicorn drains in-flight requests on shutdown."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not settings.backends:
+        logging.getLogger("editjudge").warning(
+            "EDITJUDGE_BACKENDS is empty: the router will answer 503 until backends are set"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        access_log=False,
+        server_header=False,
+    )
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"editjudge: invalid configuration:\n{exc}")
+    run(settings)
+
+
+if __name__ == "__main__":
+    main()

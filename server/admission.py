@@ -1,0 +1,48 @@
+"""Router-wide backpressure: a budget of admitted items and image bytes.
+
+Work beyond the budget is refused at once with 429 and a ``Retry-After`` hint instead of being
+queued without bound; a refused request costs nothing but its body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import Overloaded
+
+
+@dataclass
+class Budget:
+    """Counts items and image bytes of admitted, unfinished requests."""
+
+    max_items: int
+    max_bytes: int
+    retry_after_s: float = 1.0
+    items: int = 0
+    bytes: int = 0
+
+    @contextlib.contextmanager
+    def admit(self, items: int, image_bytes: int) -> Iterator[None]:
+        """Hold ``items`` and ``image_bytes`` for the duration of the block, or raise Overloaded.
+
+        A single request larger than the whole budget is still admitted when nothing else is,
+        so the limits bound concurrency without making large valid batches impossible.
+        """
+        idle = self.items == 0
+        if not idle and (
+            self.items + items > self.max_items or self.bytes + image_bytes > self.max_bytes
+        ):
+            raise Overloaded(
+                f"router is at capacity ({self.items} items, {self.bytes} image bytes in flight);"
+                " retry later",
+                retry_after_s=self.retry_after_s,
+            )
+        self.items += items
+        self.bytes += image_bytes
+        try:
+            yield
+        finally:
+            self.items -= items
+            self.bytes -= image_bytes

@@ -1,0 +1,173 @@
+"""``create_app``: the FastAPI application and the lifespan that owns every long-lived object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from . import __version__
+from .admission import Budget
+from .config import Settings
+from .context import AppContext
+from .engine import EngineClient, make_engine_client
+from .errors import EditJudgeError, ServiceError
+from .images import ImageLimits
+from .metrics import Metrics
+from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from .pool import BackendPool, PoolConfig, check_all, health_loop
+from .protocols import ProtocolRegistry, Sampling, ScoringProtocol, VIEScore
+from .routes import json_response, router
+from .scoring import EngineInfo, Scorer, ScoringConfig, discover
+
+log = logging.getLogger("editjudge")
+
+
+def build_protocols(settings: Settings) -> list[ScoringProtocol]:
+    """The protocols this app serves."""
+    return [VIEScore(settings.max_reasoning_chars if settings.reasoning else 0)]
+
+
+def build_context(settings: Settings, client: EngineClient) -> AppContext:
+    """Wire the long-lived objects together (no I/O)."""
+    pool = BackendPool(
+        settings.backends,
+        PoolConfig(
+            max_in_flight=settings.max_in_flight_per_backend,
+            failure_threshold=settings.failure_threshold,
+            circuit_open_s=settings.circuit_open_s,
+            policy=settings.routing_policy,
+            affinity_epsilon=settings.affinity_epsilon,
+        ),
+    )
+    metrics = Metrics(pool)
+    info = EngineInfo(model=settings.model)
+    image_policy = (
+        f"max_pixels={settings.resize_max_pixels}" if settings.resize_max_pixels else "passthrough"
+    )
+    config = ScoringConfig(
+        sampling=Sampling(seed=settings.seed),
+        request_timeout_s=settings.request_timeout_s,
+        max_attempts=settings.max_attempts,
+        image_policy=image_policy,
+    )
+    return AppContext(
+        settings=settings,
+        pool=pool,
+        client=client,
+        scorer=Scorer(pool, client, config, metrics, info),
+        protocols=ProtocolRegistry(build_protocols(settings), settings.protocol),
+        limits=ImageLimits(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            formats=frozenset(settings.image_formats),
+            resize_max_pixels=settings.resize_max_pixels,
+        ),
+        budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
+        metrics=metrics,
+        info=info,
+    )
+
+
+def create_app(settings: Settings | None = None, *, client: EngineClient | None = None) -> FastAPI:
+    """Build the router app. ``client`` replaces the HTTP transport to the engines (tests)."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = build_context(settings, client or make_engine_client(settings.http_client))
+        app.state.ctx = ctx
+
+        async def on_healthy(_: object) -> None:
+            if ctx.info.model is None or ctx.info.vllm_version is None:
+                await discover(ctx.pool, ctx.client, ctx.info)
+
+        await check_all(ctx.pool, ctx.client, timeout=2.0, on_healthy=on_healthy)
+        log.info(
+            "editjudge %s: %d/%d backends healthy, model %s",
+            __version__,
+            ctx.pool.healthy_count(),
+            len(ctx.pool.backends),
+            ctx.info.model,
+        )
+        task = asyncio.create_task(
+            health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await ctx.client.aclose()
+
+    app = FastAPI(
+        title="editjudge",
+        version=__version__,
+        lifespan=lifespan,
+        description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
+    )
+    app.include_router(router)
+    _install_error_handlers(app)
+    routes = {getattr(r, "path", "") for r in router.routes}
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+
+    def count(route: str, status: int) -> None:
+        ctx: AppContext | None = getattr(app.state, "ctx", None)
+        if ctx is not None:
+            ctx.metrics.requests.labels(route, str(status)).inc()
+
+    app.add_middleware(RequestMetricsMiddleware, count=count, routes=routes)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EditJudgeError)
+    async def _editjudge(request: Request, exc: EditJudgeError) -> Response:
+        headers = {}
+        if isinstance(exc, ServiceError):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
+            ctx: AppContext | None = getattr(request.app.state, "ctx", None)
+            if ctx is not None:
+                ctx.metrics.rejected.labels(exc.code).inc()
+        return json_response({"error": exc.to_dict()}, exc.status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        body = {"code": "invalid_request", "message": f"{where}: {first.get('msg')}"}
+        return json_response({"error": body}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return json_response(
+            {"error": {"code": code, "message": str(exc.detail)}},
+            exc.status_code,
+            dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {"code": "internal_error", "message": "unexpected router error; see router logs"}
+        return json_response({"error": body}, 500)
+
+
+__all__ = ["build_context", "create_app"]

@@ -1,0 +1,137 @@
+"""Router configuration: one :class:`Settings`, read from ``EDITJUDGE_*`` environment variables.
+
+The settings object is built once (by ``create_app`` or the CLI) and handed down through the app's
+lifespan; nothing in the router reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+RoutingPolicyName = Literal["least_outstanding", "round_robin", "affinity"]
+HttpClientName = Literal["aiohttp", "httpx"]
+
+
+def _split_csv(value: object) -> object:
+    """Accept ``"a,b"`` (the environment's form) as well as a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the router. Environment variables use the ``EDITJUDGE_`` prefix.
+
+    ``BACKENDS`` and ``API_KEYS`` take comma-separated values, e.g.
+    ``EDITJUDGE_BACKENDS=http://gpu0:8001,http://gpu1:8002``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EDITJUDGE_", env_file=None, extra="ignore")
+
+    backends: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Base URLs of the vLLM OpenAI-compatible servers."
+    )
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    model: str | None = Field(
+        None, description="Served model name; discovered from the first healthy backend if unset."
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Accepted bearer tokens; empty means no authentication."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File with one API key per line (blank lines and '#' comments ignored)."
+    )
+    protect_metrics: bool = Field(False, description="Require an API key on /metrics too.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty disables CORS."
+    )
+
+    max_body_bytes: int = Field(64 * MiB, gt=0)
+    max_image_bytes: int = Field(32 * MiB, gt=0, description="Largest single encoded image.")
+    max_image_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image (w*h).")
+    max_batch_items: int = Field(1024, gt=0)
+    image_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["JPEG", "PNG", "WEBP"],
+        description="Pillow format names accepted as input (others, e.g. GIF, BMP, TIFF, are "
+        "re-encoded to PNG when allowed).",
+    )
+    resize_max_pixels: int | None = Field(
+        None,
+        gt=0,
+        description="Downscale images above this many pixels before they reach vLLM "
+        "(None: send them as they came, only EXIF-rotated).",
+    )
+
+    health_interval_s: float = Field(2.0, gt=0)
+    request_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a backend.")
+    request_deadline_s: float = Field(
+        600.0, gt=0, description="Wall-clock budget of one /score request, retries included."
+    )
+    max_in_flight_per_backend: int = Field(64, gt=0)
+    max_queued_items: int = Field(
+        8192, gt=0, description="Router-wide budget of items admitted and not yet finished."
+    )
+    max_queued_image_bytes: int = Field(
+        2048 * MiB, gt=0, description="Router-wide budget of image bytes held by admitted work."
+    )
+    max_attempts: int = Field(3, ge=1, description="Tries per item across backends.")
+    failure_threshold: int = Field(
+        3, ge=1, description="Consecutive failures that open a backend's circuit."
+    )
+    circuit_open_s: float = Field(5.0, gt=0, description="Wait before a half-open probe.")
+
+    protocol: str = "viescore"
+    templates_dir: Path | None = Field(None, description="Directory of custom prompt templates.")
+    routing_policy: RoutingPolicyName = "least_outstanding"
+    affinity_epsilon: float = Field(0.25, ge=0, description="Bounded-load slack for affinity.")
+    seed: int = 0
+    reasoning: bool = Field(True, description="Ask the judge for a short written reasoning.")
+    max_reasoning_chars: int = Field(240, ge=0)
+    http_client: HttpClientName = "aiohttp"
+
+    score_cache: Literal["off", "memory", "sqlite"] = "off"
+    score_cache_path: Path = Path("editjudge-cache.sqlite")
+    score_cache_max_items: int = Field(100_000, gt=0)
+
+    log_level: str = "info"
+
+    @field_validator("backends", "api_keys", "cors_origins", "image_formats", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("backends")
+    @classmethod
+    def _normalise_urls(cls, urls: list[str]) -> list[str]:
+        out = []
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                url = "http://" + url
+            out.append(url.rstrip("/"))
+        if len(set(out)) != len(out):
+            raise ValueError("EDITJUDGE_BACKENDS lists the same URL twice")
+        return out
+
+    @field_validator("image_formats")
+    @classmethod
+    def _upper(cls, formats: list[str]) -> list[str]:
+        return [f.upper() for f in formats]
+
+    @model_validator(mode="after")
+    def _load_keys_file(self) -> Settings:
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text().splitlines()
+            keys = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+            self.api_keys = [*self.api_keys, *(SecretStr(k) for k in keys)]
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)

@@ -1,0 +1,184 @@
+"""How to talk to one vLLM OpenAI-compatible server: a thin async HTTP client.
+
+One client (one connection pool with keep-alive) is shared by the whole app. Two transports are
+available, aiohttp (default: the cheaper per-request CPU cost under high concurrency) and httpx,
+selected by ``EDITJUDGE_HTTP_CLIENT``; both map failures onto :mod:`server.errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import httpx
+import orjson
+
+from .errors import BackendHTTPError, BackendTimeout, BackendUnavailable
+
+_JSON = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """The parts of a chat completion the protocols use."""
+
+    content: str
+    finish_reason: str | None
+    top_logprobs: list[dict[str, float]] | None  # per generated token: candidate -> logprob
+    prompt_tokens: int | None
+    cached_tokens: int | None
+
+
+class EngineClient(Protocol):
+    """Transport-independent calls to a vLLM server at ``base_url``."""
+
+    async def post_json(self, url: str, body: bytes, timeout: float) -> Any: ...
+
+    async def get_json(self, url: str, timeout: float) -> Any: ...
+
+    async def get_ok(self, url: str, timeout: float) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def chat(client: EngineClient, base_url: str, body: bytes, timeout: float) -> ChatReply:
+    """POST a pre-serialised chat-completions body and return the first choice."""
+    payload = await client.post_json(f"{base_url}/v1/chat/completions", body, timeout)
+    return parse_chat_reply(payload, base_url)
+
+
+def parse_chat_reply(payload: Any, backend: str) -> ChatReply:
+    try:
+        choice = payload["choices"][0]
+        content = choice["message"].get("content") or ""
+        usage = payload.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        return ChatReply(
+            content=content,
+            finish_reason=choice.get("finish_reason"),
+            top_logprobs=_top_logprobs(choice.get("logprobs")),
+            prompt_tokens=usage.get("prompt_tokens"),
+            cached_tokens=details.get("cached_tokens"),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise BackendHTTPError(
+            "backend reply is not a chat completion", backend, 502, str(payload)[:500]
+        ) from None
+
+
+def _top_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
+    if not logprobs or not logprobs.get("content"):
+        return None
+    return [
+        {alt["token"]: float(alt["logprob"]) for alt in tok.get("top_logprobs") or []}
+        for tok in logprobs["content"]
+    ]
+
+
+def _backend_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def _check(url: str, status: int, body: bytes) -> Any:
+    if status >= 400:
+        text = body[:500].decode("utf-8", "replace")
+        raise BackendHTTPError(f"backend answered HTTP {status}", _backend_of(url), status, text)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:500].decode("utf-8", "replace")
+        raise BackendHTTPError("backend reply is not JSON", _backend_of(url), 502, text) from None
+
+
+class AiohttpEngineClient:
+    """aiohttp transport with one keep-alive connection pool."""
+
+    def __init__(self, max_connections: int = 0) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=max_connections, keepalive_timeout=60, ttl_dns_cache=60
+        )
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+
+    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+        return await self._request("POST", url, body, timeout)
+
+    async def get_json(self, url: str, timeout: float) -> Any:
+        return await self._request("GET", url, None, timeout)
+
+    async def get_ok(self, url: str, timeout: float) -> bool:
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                await r.read()
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
+    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+        try:
+            async with self._session.request(
+                method,
+                url,
+                data=body,
+                headers=_JSON if body is not None else None,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as r:
+                raw = await r.read()
+                status = r.status
+        except TimeoutError:
+            raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+        return _check(url, status, raw)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+class HttpxEngineClient:
+    """httpx transport; ``transport`` lets tests plug in ``httpx.MockTransport``."""
+
+    def __init__(
+        self, max_connections: int | None = None, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=None)
+        self._client = httpx.AsyncClient(limits=limits, transport=transport)
+
+    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+        return await self._request("POST", url, body, timeout)
+
+    async def get_json(self, url: str, timeout: float) -> Any:
+        return await self._request("GET", url, None, timeout)
+
+    async def get_ok(self, url: str, timeout: float) -> bool:
+        try:
+            r = await self._client.get(url, timeout=timeout)
+            return r.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+        try:
+            r = await self._client.request(
+                method,
+                url,
+                content=body,
+                headers=_JSON if body is not None else None,
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
+            raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+        return _check(url, r.status_code, r.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def make_engine_client(kind: str) -> EngineClient:
+    """The transport named by ``EDITJUDGE_HTTP_CLIENT``."""
+    if kind == "httpx":
+        return HttpxEngineClient()
+    return AiohttpEngineClient()

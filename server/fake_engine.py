@@ -1,0 +1,167 @@
+"""A stand-in for a vLLM OpenAI server: for tests, router benchmarks and laptop demos.
+
+It answers ``/health``, ``/v1/models``, ``/version``, ``/metrics`` and ``/v1/chat/completions`` the
+way vLLM does. Replies honour the request's ``structured_outputs`` (a JSON schema of integer fields
+gets integers in range; a ``choice`` gets one of its options, with ``top_logprobs`` when asked),
+after a configurable latency. Fault injection: ``status`` (answer every completion with that HTTP
+status), ``healthy`` (``/health`` answers 503 when false), ``hang`` (never answer), ``reply`` (a
+function that writes the completion text). Run one with ``python -m server.fake_engine``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+ReplyFn = Callable[[dict[str, Any]], str]
+
+
+@dataclass
+class FakeEngine:
+    """State and knobs of one fake server; mutate attributes while it runs to inject faults."""
+
+    model: str = "fake-judge"
+    latency_s: float = 0.0
+    healthy: bool = True
+    status: int = 200
+    hang: bool = False
+    reply: ReplyFn | None = None
+    served: int = 0
+    cached_tokens: int | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    keep_requests: bool = True
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        return app
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200 if self.healthy else 503)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = {"object": "list", "data": [{"id": self.model, "max_model_len": 4096}]}
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.Response(body=b'{"version":"0.0.0-fake"}', content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text="vllm:num_requests_running 0\n")
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        if self.keep_requests:
+            self.requests.append(body)
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        if self.status != 200:
+            return web.Response(status=self.status, text='{"error": "injected"}')
+        self.served += 1
+        return web.Response(
+            body=orjson.dumps(self.completion(body)), content_type="application/json"
+        )
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completion object this engine answers ``body`` with."""
+        structured = body.get("structured_outputs") or {}
+        content = self.reply(body) if self.reply else schema_reply(structured, _seed(body))
+        choice: dict[str, Any] = {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": content},
+        }
+        if body.get("logprobs"):
+            choice["logprobs"] = {"content": [_logprobs(content, structured, body)]}
+        details = {"cached_tokens": self.cached_tokens} if self.cached_tokens is not None else None
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "model": self.model,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": 100,
+                "completion_tokens": 10,
+                "total_tokens": 110,
+                "prompt_tokens_details": details,
+            },
+        }
+
+
+def _seed(body: dict[str, Any]) -> int:
+    """A deterministic number from the request's text, so equal requests get equal replies."""
+    texts = [
+        part.get("text", "")
+        for msg in body.get("messages", [])
+        for part in (msg.get("content") if isinstance(msg.get("content"), list) else [])
+        if isinstance(part, dict)
+    ]
+    return int(hashlib.blake2b("|".join(texts).encode(), digest_size=4).hexdigest(), 16)
+
+
+def schema_reply(structured: dict[str, Any], seed: int) -> str:
+    """Text that satisfies a ``structured_outputs`` request (integers derived from ``seed``)."""
+    if "choice" in structured:
+        choices = structured["choice"]
+        return str(choices[seed % len(choices)])
+    props = (structured.get("json") or {}).get("properties", {})
+    out: dict[str, Any] = {}
+    for i, (name, spec) in enumerate(props.items()):
+        if spec.get("type") == "integer":
+            lo, hi = int(spec.get("minimum", 0)), int(spec.get("maximum", 10))
+            out[name] = lo + (seed >> (3 * i)) % (hi - lo + 1)
+        else:
+            out[name] = "fake reasoning"
+    return orjson.dumps(out or {"score": 5}).decode()
+
+
+def _logprobs(content: str, structured: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """Top logprobs for the first token: most mass on ``content``, the rest spread on options."""
+    options = [str(c) for c in structured.get("choice", [content])]
+    k = min(int(body.get("top_logprobs") or 1), len(options))
+    others = [o for o in options if o != content][: k - 1]
+    rest = 0.3 / max(1, len(others))
+    top = [{"token": content, "logprob": math.log(0.7 if others else 1.0)}]
+    top += [{"token": o, "logprob": math.log(rest)} for o in others]
+    return {"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}
+
+
+async def start(
+    engine: FakeEngine, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
+    """Serve ``engine`` on ``host:port`` (0 = any free port); return the runner and base URL."""
+    runner = web.AppRunner(engine.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = int(runner.addresses[0][1])
+    return runner, f"http://{host}:{bound}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per completion")
+    parser.add_argument("--model", default="fake-judge")
+    args = parser.parse_args()
+    engine = FakeEngine(model=args.model, latency_s=args.latency, keep_requests=False)
+    web.run_app(engine.app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""What backends exist and which are fit for traffic: the pool, its health loop, circuit breakers.
+
+A backend takes traffic when its last active health check passed and its circuit is closed (or
+half-open with no probe outstanding). Active checks poll ``GET /health``; passive signals come from
+real traffic: a refused connection marks the backend down at once, and ``failure_threshold``
+consecutive failures of other kinds open the circuit for ``circuit_open_s``, after which a single
+request is let through as a probe. Choosing among eligible backends is delegated to
+:mod:`server.policy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from . import policy
+from .engine import EngineClient
+from .errors import BackendUnavailable, DeadlineExceeded, NoHealthyBackend
+
+log = logging.getLogger("editjudge.pool")
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Backend:
+    """Live state of one vLLM server."""
+
+    url: str
+    healthy: bool = False
+    in_flight: int = 0
+    served: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    open_until: float = 0.0  # circuit open until this monotonic time; 0 = closed
+    probing: bool = False  # a half-open probe is in flight
+    latency_ewma_s: float | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def circuit(self, now: float) -> str:
+        if self.open_until == 0.0:
+            return "closed"
+        return "open" if now < self.open_until else "half_open"
+
+    def eligible(self, now: float) -> bool:
+        state = self.circuit(now)
+        return self.healthy and (state == "closed" or (state == "half_open" and not self.probing))
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    max_in_flight: int = 64
+    failure_threshold: int = 3
+    circuit_open_s: float = 5.0
+    policy: str = "least_outstanding"
+    affinity_epsilon: float = 0.25
+
+
+class BackendPool:
+    """The set of backends, their health, and fair admission of work onto them."""
+
+    def __init__(self, urls: Iterable[str], config: PoolConfig, clock: Clock = time.monotonic):
+        self.config = config
+        self._clock = clock
+        self._backends: dict[str, Backend] = {u: Backend(u) for u in urls}
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._rr = 0
+
+    @property
+    def backends(self) -> list[Backend]:
+        return list(self._backends.values())
+
+    def get(self, url: str) -> Backend | None:
+        return self._backends.get(url)
+
+    def healthy_count(self) -> int:
+        now = self._clock()
+        return sum(1 for b in self._backends.values() if b.healthy and b.circuit(now) != "open")
+
+    def set_urls(self, urls: Sequence[str]) -> None:
+        """Replace the backend set (discovery); known backends keep their state."""
+        wanted = list(dict.fromkeys(urls))
+        self._backends = {u: self._backends.get(u) or Backend(u) for u in wanted}
+        self._wake()
+
+    @contextlib.asynccontextmanager
+    async def lease(
+        self,
+        *,
+        weight: int = 1,
+        key: str | None = None,
+        avoid: frozenset[str] = frozenset(),
+        deadline: float,
+    ) -> AsyncIterator[Backend]:
+        """Wait for a backend with room, hold ``weight`` request slots on it, release on exit."""
+        backend = await self._acquire(weight, key, avoid, deadline)
+        try:
+            yield backend
+        finally:
+            backend.in_flight -= weight
+            backend.probing = False
+            self._wake(weight)
+
+    async def _acquire(
+        self, weight: int, key: str | None, avoid: frozenset[str], deadline: float
+    ) -> Backend:
+        woken = False
+        while True:
+            backend = self._pick(weight, key, avoid)
+            if backend is not None:
+                backend.in_flight += weight
+                if backend.circuit(self._clock()) == "half_open":
+                    backend.probing = True
+                return backend
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                if self.healthy_count() == 0:
+                    raise NoHealthyBackend("no healthy backend became available in time")
+                raise DeadlineExceeded("no backend had room before the request deadline")
+            waiter = asyncio.get_running_loop().create_future()
+            # A waiter that was woken but found no room keeps its place at the head of the line.
+            (self._waiters.appendleft if woken else self._waiters.append)(waiter)
+            try:
+                # The periodic re-check is a safety net; releases and health changes wake us.
+                await asyncio.wait_for(waiter, timeout=min(remaining, 1.0))
+                woken = True
+            except TimeoutError:
+                woken = False
+            finally:
+                if not waiter.done() or waiter.cancelled():  # timed out or cancelled: not popped
+                    waiter.cancel()
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+
+    def _wake(self, count: int | None = None) -> None:
+        """Wake the ``count`` oldest waiters (all when None); each re-checks for room."""
+        left = len(self._waiters) if count is None else count
+        while left > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                left -= 1
+
+    def _pick(self, weight: int, key: str | None, avoid: frozenset[str]) -> Backend | None:
+        now = self._clock()
+        eligible = [b for b in self._backends.values() if b.eligible(now)]
+        preferred = [b for b in eligible if b.url not in avoid] or eligible
+        cap = self.config.max_in_flight
+        # An idle backend always admits one item, even one heavier than the cap.
+        roomy = [b for b in preferred if b.in_flight == 0 or b.in_flight + weight <= cap]
+        if not roomy:
+            return None
+        loads = [policy.BackendLoad(b.url, b.in_flight, b.served) for b in roomy]
+        if self.config.policy == "round_robin":
+            self._rr += 1
+            return roomy[policy.round_robin(loads, self._rr)]
+        if self.config.policy == "affinity":
+            return roomy[policy.affinity(loads, key, self.config.affinity_epsilon)]
+        return roomy[policy.least_outstanding(loads)]
+
+    def record_success(self, backend: Backend, latency_s: float) -> None:
+        backend.served += 1
+        backend.consecutive_failures = 0
+        if backend.open_until:
+            log.info("backend %s recovered; circuit closed", backend.url)
+        backend.open_until = 0.0
+        prev = backend.latency_ewma_s
+        backend.latency_ewma_s = latency_s if prev is None else 0.8 * prev + 0.2 * latency_s
+
+    def record_failure(self, backend: Backend, error: Exception) -> None:
+        """Passive health: count the failure, maybe mark the backend down or open its circuit."""
+        backend.failures += 1
+        backend.consecutive_failures += 1
+        now = self._clock()
+        if isinstance(error, BackendUnavailable) and backend.healthy:
+            log.warning("backend %s unreachable (%s); marked down", backend.url, error)
+            backend.healthy = False
+        if backend.circuit(now) == "half_open" or (
+            backend.consecutive_failures >= self.config.failure_threshold
+        ):
+            if backend.circuit(now) != "open":
+                log.warning(
+                    "backend %s: circuit opened after %d failures",
+                    backend.url,
+                    backend.consecutive_failures,
+                )
+            backend.open_until = now + self.config.circuit_open_s
+        self._wake()
+
+    def set_health(self, backend: Backend, ok: bool) -> None:
+        if ok != backend.healthy:
+            log.info("backend %s is %s", backend.url, "healthy" if ok else "unhealthy")
+            backend.healthy = ok
+            self._wake()
+
+
+async def health_loop(
+    pool: BackendPool,
+    client: EngineClient,
+    interval_s: float,
+    on_healthy: Callable[[Backend], object] | None = None,
+) -> None:
+    """Poll every backend's ``/health`` forever; call ``on_healthy`` when one becomes healthy."""
+    while True:
+        await check_all(pool, client, timeout=min(interval_s, 5.0), on_healthy=on_healthy)
+        await asyncio.sleep(interval_s)
+
+
+async def check_all(
+    pool: BackendPool,
+    client: EngineClient,
+    timeout: float,
+    on_healthy: Callable[[Backend], object] | None = None,
+) -> None:
+    """One round of active health checks, all backends concurrently."""
+    backends = pool.backends
+    results = await asyncio.gather(*(client.get_ok(f"{b.url}/health", timeout) for b in backends))
+    for backend, ok in zip(backends, results, strict=True):
+        was = backend.healthy
+        pool.set_health(backend, ok)
+        if ok and not was and on_healthy is not None:
+            outcome = on_healthy(backend)
+            if asyncio.iscoroutine(outcome):
+                await outcome

@@ -1,0 +1,140 @@
+"""VIEScore, as used by GEdit-Bench: semantic consistency x perceptual quality.
+
+Two judge calls per item, following the published method (Ku et al., "VIEScore", ACL 2024; the
+GEdit-Bench evaluation of Step1X-Edit):
+
+* semantic consistency (SC): source image, instruction and edited image -> how well the instruction
+  was followed, and how little else was changed (over-editing), each 0-10;
+* perceptual quality (PQ): the edited image alone -> naturalness and absence of artifacts, 0-10.
+
+SC = min of its two scores, PQ = min of its two, overall = sqrt(SC * PQ). The prompts below are our
+own wording of that rubric. Content order puts the rubric and the source image first, then the
+instruction, then the edited image, so calls that share a source share the longest prompt prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from ..engine import ChatReply
+from ..images import PreparedImage
+from .base import Call, Item, Outcome, ScoringProtocol, fingerprint_of, image, text
+from .parsing import parse_scores, score_schema
+
+SC_RUBRIC = (
+    "You are an expert reviewer of AI image editing. An editor received an original image and a "
+    "text instruction, and produced an edited image. Judge the edit with two integer scores from "
+    "0 to 10.\n"
+    "instruction_following: 0 if the edited image does not carry out the instruction at all, 10 "
+    "if it carries it out completely and exactly.\n"
+    "over_editing: 0 if the edited image has lost or changed much more of the original than the "
+    "instruction asked for, 10 if only what the instruction asked for changed and everything "
+    "else is kept.\n"
+    "If the two images look identical, the edit most likely failed."
+)
+SC_RUBRIC_NO_SOURCE = (
+    "You are an expert reviewer of AI-generated images. An image was produced from a text "
+    "instruction. Judge with one integer score from 0 to 10.\n"
+    "instruction_following: 0 if the image does not carry out the instruction at all, 10 if it "
+    "carries it out completely and exactly."
+)
+PQ_RUBRIC = (
+    "You are an expert reviewer of AI-generated images. Judge the image below on its own, with "
+    "two integer scores from 0 to 10.\n"
+    "naturalness: 0 if the scene looks unnatural (wrong perspective, lighting, shadows, scale or "
+    "anatomy), 10 if it looks entirely natural.\n"
+    "artifacts: 0 if large parts are distorted, smeared, noisy, blurred or watermarked, 10 if "
+    "there are no visible artifacts."
+)
+QUESTION = "Answer in JSON with the scores{reason}."
+
+SC_FIELDS = ("instruction_following", "over_editing")
+PQ_FIELDS = ("naturalness", "artifacts")
+
+
+class VIEScore(ScoringProtocol):
+    """GEdit-Bench-compatible VIEScore: ``score`` = sqrt(min(SC) * min(PQ))."""
+
+    name = "viescore"
+    description = "GEdit-Bench VIEScore: sqrt(min(SC) * min(PQ)), two calls per item."
+
+    def __init__(self, reasoning_chars: int = 240) -> None:
+        self.reasoning_chars = reasoning_chars
+        self._question = QUESTION.format(
+            reason=" and a one-sentence reasoning" if reasoning_chars else ""
+        )
+        # Room for the scores plus a reasoning of maxLength one-character tokens, so a schema-
+        # constrained reply always closes its JSON before max_tokens.
+        self._max_tokens = 48 + reasoning_chars
+        self._hash = fingerprint_of(
+            self.name,
+            SC_RUBRIC,
+            SC_RUBRIC_NO_SOURCE,
+            PQ_RUBRIC,
+            self._question,
+            self._params(SC_FIELDS),
+            self._params(PQ_FIELDS),
+        )
+
+    @property
+    def template_hash(self) -> str:
+        return self._hash
+
+    def _params(self, fields: Sequence[str]) -> dict[str, object]:
+        schema = score_schema(fields, 0, 10, self.reasoning_chars)
+        return {"max_tokens": self._max_tokens, "structured_outputs": {"json": schema}}
+
+    def calls(self, item: Item) -> Sequence[Call]:
+        instruction = f"Editing instruction: {item.instruction}"
+        if item.source is not None:
+            sc_content = [
+                text(SC_RUBRIC),
+                text("Original image:"),
+                image(item.source),
+                text(instruction),
+                text("Edited image:"),
+                image(item.image),
+                text(self._question),
+            ]
+            sc = Call("sc", sc_content, self._params(SC_FIELDS))
+        else:
+            sc_content = [
+                text(SC_RUBRIC_NO_SOURCE),
+                text(instruction),
+                image(item.image),
+                text(self._question),
+            ]
+            sc = Call("sc", sc_content, self._params(SC_FIELDS[:1]))
+        pq = Call(
+            "pq",
+            [text(PQ_RUBRIC), image(item.image), text(self._question)],
+            self._params(PQ_FIELDS),
+        )
+        return [sc, pq]
+
+    def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
+        content = [
+            text(SC_RUBRIC),
+            text("Original image:"),
+            image(source),
+            text(f"Editing instruction: {instruction}"),
+        ]
+        return Call("prefix", content, {"max_tokens": 1})
+
+    def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
+        sc_raw, pq_raw = replies["sc"].content, replies["pq"].content
+        raw = f"SC: {sc_raw}\nPQ: {pq_raw}"
+        sc_fields = SC_FIELDS if item.source is not None else SC_FIELDS[:1]
+        sc, sc_reason = parse_scores(sc_raw, sc_fields, 0, 10)
+        pq, pq_reason = parse_scores(pq_raw, PQ_FIELDS, 0, 10)
+        sc_score, pq_score = min(sc.values()), min(pq.values())
+        scores = {
+            **sc,
+            **pq,
+            "semantic_consistency": sc_score,
+            "perceptual_quality": pq_score,
+        }
+        reasons = [f"SC: {sc_reason}" if sc_reason else "", f"PQ: {pq_reason}" if pq_reason else ""]
+        reasoning = " ".join(r for r in reasons if r) or None
+        return Outcome(math.sqrt(sc_score * pq_score), scores, reasoning, raw)

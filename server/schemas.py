@@ -1,0 +1,120 @@
+"""Wire models of the HTTP API (requests, results, error bodies).
+
+These shapes are the public contract of ``POST /score``; change them only with a deprecation path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["ok", "error"]
+
+
+class ErrorInfo(BaseModel):
+    """Machine-readable ``code`` plus a human ``message``."""
+
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Body of every 4xx/5xx answer."""
+
+    error: ErrorInfo
+
+
+class ScoreItem(BaseModel):
+    """One edit to judge: the edited ``image``, optionally its ``source_image``, the instruction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(..., min_length=1, description="Edited image: base64 or data URL.")
+    source_image: str | None = Field(None, description="Source image: base64 or data URL.")
+    instruction: str = Field(..., min_length=1, max_length=8192)
+    id: str | None = Field(None, max_length=512)
+    protocol: str | None = None
+
+
+class BatchRequest(BaseModel):
+    """Several items scored together; results come back in request order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Any] = Field(..., min_length=1)
+    protocol: str | None = None
+
+
+class GroupRequest(BaseModel):
+    """K candidate edits of one source image under one instruction (``POST /score/group``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_image: str = Field(..., min_length=1)
+    instruction: str = Field(..., min_length=1, max_length=8192)
+    images: list[str] = Field(..., min_length=1)
+    ids: list[str] | None = None
+    protocol: str | None = None
+
+
+class Fingerprint(BaseModel):
+    """What determines a score, so a run can be reproduced or compared."""
+
+    model: str | None
+    vllm_version: str | None
+    protocol: str
+    template_hash: str
+    sampling: dict[str, Any]
+    image_policy: str
+
+
+class ScoreResult(BaseModel):
+    """The outcome of one item. ``score`` is null whenever ``status`` is ``"error"``."""
+
+    id: str | None
+    status: Status
+    score: float | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    reasoning: str | None = None
+    raw: str | None = None
+    error: ErrorInfo | None = None
+    backend: str | None = None
+    latency_ms: float = 0.0
+    cached_prompt_tokens: int | None = None
+    cache_hit: bool = False
+    rank: int | None = None
+    z_score: float | None = None
+    fingerprint: Fingerprint | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[ScoreResult]
+
+
+class GroupResponse(BaseModel):
+    results: list[ScoreResult]
+    backend: str | None
+    cached_prompt_tokens: int | None
+    prompt_tokens: int | None
+
+
+class BackendInfo(BaseModel):
+    url: str
+    healthy: bool
+    state: str
+    in_flight: int
+    served: int
+    failures: int
+    latency_ms_ewma: float | None
+
+
+class InfoResponse(BaseModel):
+    version: str
+    model: str | None
+    vllm_version: str | None
+    protocols: list[str]
+    default_protocol: str
+    routing_policy: str
+    limits: dict[str, int | float | None]
+    auth: bool

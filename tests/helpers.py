@@ -1,0 +1,76 @@
+"""Shared test helpers: images, fake engines on loopback, the app in-process."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+from PIL import Image, ImageDraw
+
+from server.app import create_app
+from server.config import Settings
+from server.fake_engine import FakeEngine, start
+
+
+def image_bytes(
+    color: tuple[int, int, int] = (200, 40, 40),
+    size: tuple[int, int] = (64, 48),
+    fmt: str = "PNG",
+    **save: object,
+) -> bytes:
+    im = Image.new("RGB", size, color)
+    ImageDraw.Draw(im).rectangle([2, 2, size[0] // 2, size[1] // 2], fill=(0, 128, 255))
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{b64(data)}"
+
+
+def item(i: int = 0, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "image": b64(image_bytes((i * 20 % 256, 80, 120))),
+        "source_image": data_url(image_bytes((10, 200, 10))),
+        "instruction": f"make object {i} blue",
+        "id": f"item-{i}",
+    }
+    body.update(extra)
+    return body
+
+
+@contextlib.asynccontextmanager
+async def fake_engines(n: int, **knobs: object) -> AsyncIterator[list[tuple[FakeEngine, str]]]:
+    """``n`` fake vLLM servers on loopback: ``[(engine, base_url), ...]``."""
+    runners, out = [], []
+    try:
+        for _ in range(n):
+            engine = FakeEngine(**knobs)  # type: ignore[arg-type]
+            runner, url = await start(engine)
+            runners.append(runner)
+            out.append((engine, url))
+        yield out
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def router(backends: Sequence[str], **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process (lifespan run), reached through ``httpx.ASGITransport``."""
+    settings = Settings(backends=list(backends), health_interval_s=0.2, **overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://router", timeout=30
+        ) as client:
+            yield client

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from server.admission import Budget
+from server.errors import Overloaded
+
+
+def test_budget_counts_and_releases() -> None:
+    budget = Budget(max_items=10, max_bytes=1000)
+    with budget.admit(6, 100):
+        with budget.admit(4, 100):
+            assert (budget.items, budget.bytes) == (10, 200)
+        with pytest.raises(Overloaded) as info, budget.admit(5, 0):
+            pass
+        assert info.value.status == 429 and info.value.retry_after_s
+        with pytest.raises(Overloaded), budget.admit(1, 901):
+            pass
+    assert (budget.items, budget.bytes) == (0, 0)
+
+
+def test_one_oversized_request_is_admitted_when_idle() -> None:
+    budget = Budget(max_items=10, max_bytes=10)
+    with budget.admit(50, 50):
+        assert budget.items == 50
