@@ -1,22 +1,37 @@
-"""The ``editjudge`` command. Server subcommands import the server extra lazily."""
+"""The ``editjudge`` command.
+
+``editjudge score`` needs only the bare package (the client). ``router``, ``serve`` and ``compose``
+belong to the GPU box and import the ``server`` extra lazily, with a clear message when it is absent.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+# subcommand -> (module with a ``main(argv) -> int``, help)
+_SERVER_COMMANDS = {
+    "router": ("server.__main__", "run the scoring router (settings: EDITJUDGE_* variables)"),
+    "serve": ("server.launcher", "start one vLLM server per GPU plus the router (bare metal)"),
+    "compose": ("server.compose", "write docker-compose.yml for a list of GPUs"),
+}
 
 
-def _router(args: argparse.Namespace) -> int:
-    try:
-        from server.__main__ import main as router_main
-    except ImportError as exc:
-        sys.stderr.write(
-            f"editjudge router needs the server extra: pip install 'editjudge[server]' ({exc})\n"
-        )
-        return 2
-    router_main()
-    return 0
+def _server_main(module: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            sys.stderr.write(
+                f"editjudge: this command needs the server extra: "
+                f"pip install 'editjudge[server]' ({exc})\n"
+            )
+            return 2
+        return int(mod.main(argv) or 0)
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,14 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="editjudge", description="Score image edits with a VLM judge."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("router", help="run the scoring router (settings: EDITJUDGE_* variables)")
-    p.set_defaults(func=_router)
+    for name, (module, help_text) in _SERVER_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_server_main(module))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    return int(args.func(list(args.args)))
 
 
 if __name__ == "__main__":

@@ -32,13 +32,22 @@ def run(settings: Settings) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m server`` and ``editjudge router``; configuration is env-only."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(
+            "usage: editjudge router\n\nConfigure with EDITJUDGE_* environment variables;"
+            " see the README's configuration table."
+        )
+        return 0
     try:
         settings = Settings()
     except ValidationError as exc:
-        sys.exit(f"editjudge: invalid configuration:\n{exc}")
+        sys.stderr.write(f"editjudge: invalid configuration:\n{exc}\n")
+        return 2
     run(settings)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
