@@ -1,7 +1,7 @@
 """The ``editjudge`` command.
 
 ``editjudge score`` needs only the bare package (the client). ``router``, ``serve`` and ``compose``
-belong to the GPU box and import the ``server`` extra lazily, with a clear message when it is absent.
+belong to the GPU box and import the ``server`` extra lazily, with a clear message if it is absent.
 """
 
 from __future__ import annotations
