@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(list(args.args)))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in _SERVER_COMMANDS:
+        # Server commands parse their own options (argparse.REMAINDER would swallow --help).
+        return _server_main(_SERVER_COMMANDS[args[0]][0])(args[1:])
+    ns = build_parser().parse_args(args)
+    return int(ns.func(list(ns.args)))
 
 
 if __name__ == "__main__":
