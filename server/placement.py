@@ -83,8 +83,8 @@ def plan(
 def _shares(
     gpus: Sequence[int],
     pool: list[int],
-    numa_of_gpu: dict[int, int],
-    numa_cpus: dict[int, Sequence[int]],
+    numa_of_gpu: Mapping[int, int],
+    numa_cpus: Mapping[int, Sequence[int]],
 ) -> dict[int, list[int]]:
     """Equal contiguous shares of ``pool``, NUMA-local where the topology is known."""
     per = max(1, len(pool) // len(gpus))
