@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     ``EDITJUDGE_BACKENDS=http://gpu0:8001,http://gpu1:8002``.
     """
 
-    model_config = SettingsConfigDict(env_prefix="EDITJUDGE_", env_file=None, extra="ignore")
+    # An empty variable means "unset", so compose files can pass optional settings through.
+    model_config = SettingsConfigDict(
+        env_prefix="EDITJUDGE_", env_file=None, extra="ignore", env_ignore_empty=True
+    )
 
     backends: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Base URLs of the vLLM OpenAI-compatible servers."
