@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     request_deadline_s: float = Field(
         600.0, gt=0, description="Wall-clock budget of one /score request, retries included."
     )
-    max_in_flight_per_backend: int = Field(64, gt=0)
+    max_in_flight_per_backend: int = Field(
+        256, gt=0, description="Requests in flight per backend (an item holds one per call)."
+    )
     max_queued_items: int = Field(
         8192, gt=0, description="Router-wide budget of items admitted and not yet finished."
     )
