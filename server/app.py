@@ -50,7 +50,9 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
     metrics = Metrics(pool)
     info = EngineInfo(model=settings.model)
     image_policy = (
-        f"max_pixels={settings.resize_max_pixels}" if settings.resize_max_pixels else "passthrough"
+        f"max_pixels={settings.resize_max_pixels},grid={settings.resize_grid}"
+        if settings.resize_max_pixels
+        else "passthrough"
     )
     config = ScoringConfig(
         sampling=Sampling(seed=settings.seed),
@@ -69,6 +71,7 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
             max_pixels=settings.max_image_pixels,
             formats=frozenset(settings.image_formats),
             resize_max_pixels=settings.resize_max_pixels,
+            resize_grid=settings.resize_grid,
         ),
         budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
         metrics=metrics,

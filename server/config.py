@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "(None: send them as they came, only EXIF-rotated).",
     )
 
+    resize_grid: int | None = Field(
+        None,
+        gt=0,
+        description="Snap resized sides to multiples of this (28: Qwen2.5-VL, 32: Qwen3-VL).",
+    )
+
     health_interval_s: float = Field(2.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a backend.")
     request_deadline_s: float = Field(

@@ -41,6 +41,7 @@ class ImageLimits:
     max_pixels: int
     formats: frozenset[str]
     resize_max_pixels: int | None = None
+    resize_grid: int | None = None  # snap resized sides to multiples of this (the model's patch)
 
 
 @dataclass(frozen=True)
@@ -141,14 +142,28 @@ def _check_decodes(image: Image.Image) -> None:
     image.load()
 
 
+def fit(width: int, height: int, max_pixels: int, grid: int | None = None) -> tuple[int, int]:
+    """The largest size with the same aspect ratio and at most ``max_pixels`` pixels.
+
+    With ``grid``, both sides are multiples of it (as Qwen-VL processors' ``smart_resize`` does,
+    grid 28 for Qwen2/2.5-VL, 32 for Qwen3-VL), so the engine's processor has nothing left to
+    resize.
+    """
+    scale = math.sqrt(max_pixels / (width * height))
+    if not grid:
+        return max(1, int(width * scale)), max(1, int(height * scale))
+    w = max(grid, math.floor(width * scale / grid) * grid)
+    h = max(grid, math.floor(height * scale / grid) * grid)
+    return w, h
+
+
 def _reencode(image: Image.Image, limits: ImageLimits, digest: str) -> PreparedImage:
     source_format = image.format
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     if limits.resize_max_pixels and _pixels(image) > limits.resize_max_pixels:
-        scale = math.sqrt(limits.resize_max_pixels / _pixels(image))
-        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        size = fit(image.width, image.height, limits.resize_max_pixels, limits.resize_grid)
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
     if source_format == "JPEG" and image.mode in ("RGB", "L"):

@@ -147,3 +147,21 @@ def test_image_bytes_limit() -> None:
     limits = ImageLimits(max_bytes=10, max_pixels=10**6, formats=frozenset({"PNG"}))
     with pytest.raises(ImageTooLarge):
         prepare_image(image_bytes(), limits)
+
+
+def test_fit_keeps_aspect_under_cap_and_snaps_to_grid() -> None:
+    from server.images import fit
+
+    w, h = fit(4000, 3000, 1_003_520)
+    assert w * h <= 1_003_520 and abs(w / h - 4 / 3) < 0.01
+    w, h = fit(4000, 3000, 1_003_520, grid=28)
+    assert w % 28 == 0 and h % 28 == 0 and w * h <= 1_003_520
+    assert (w, h) == (1148, 840)  # floor(1156.7 / 28) * 28, floor(867.5 / 28) * 28
+
+
+def test_resize_with_grid() -> None:
+    limits = ImageLimits(
+        10**7, 10**7, frozenset({"PNG"}), resize_max_pixels=100 * 100, resize_grid=28
+    )
+    img = prepare_image(image_bytes(size=(400, 200)), limits)
+    assert img.width % 28 == 0 and img.height % 28 == 0 and img.width * img.height <= 10_000
