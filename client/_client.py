@@ -1,0 +1,291 @@
+"""``AsyncClient`` and ``Client``: score image edits against an editjudge router.
+
+``AsyncClient`` is the implementation. ``Client`` is its blocking twin: it runs an
+``AsyncClient`` on a private event-loop thread (an anyio blocking portal), so both behave the
+same in every detail (chunking, retries, image preparation) from one implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+import httpx
+
+from ._batching import BatchRunner, ResultCallback
+from ._exceptions import APIConnectionError, APITimeoutError, EditJudgeError, InputError
+from ._models import ImageInput, Item, ScoreResult, ServerInfo
+from ._retry import RetryPolicy
+from ._wire import error_from_response, fits_alone, item_json, parse_info, parse_result
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://localhost:8000"
+API_KEY_ENV = "EDITJUDGE_API_KEY"
+_CONNECT_TIMEOUT_S = 10.0
+_INFO_TIMEOUT_S = 30.0
+# Wait this much longer than the router's own request deadline: by then it has answered (504)
+# unless the connection is dead.
+_DEADLINE_MARGIN_S = 30.0
+_DEFAULT_DEADLINE_S = 600.0
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("editjudge")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+class AsyncClient:
+    """Asynchronous client of an editjudge router.
+
+    Args:
+        base_url: the router, e.g. ``"http://gpu-box:8000"``.
+        api_key: sent as ``Authorization: Bearer <key>``; defaults to ``$EDITJUDGE_API_KEY``.
+        timeout: seconds to wait for one answer; default: the router's request deadline + 30 s.
+        retry: the :class:`RetryPolicy` (connection errors, 429, 502, 503, with backoff).
+        concurrency: batch requests in flight at once in :meth:`score_many`.
+        batch_size: items per batch request (also capped by the router's ``max_batch_items``).
+        max_pixels: downscale images above this many pixels, even if the router allows more.
+        http_client, transport: bring your own ``httpx.AsyncClient`` or transport (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        batch_size: int = 16,
+        max_pixels: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if concurrency < 1 or batch_size < 1:
+            raise ValueError("concurrency and batch_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.concurrency, self.batch_size, self.max_pixels = concurrency, batch_size, max_pixels
+        self._timeout = timeout
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self._headers = {"user-agent": f"editjudge-client/{_version()}"}
+        if key:
+            self._headers["authorization"] = f"Bearer {key}"
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport)
+        self._info: ServerInfo | None = None
+        self._info_lock: anyio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"  # never the key
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def info(self, refresh: bool = False) -> ServerInfo:
+        """``GET /info`` (model, protocols, limits), fetched once and cached."""
+        if self._info_lock is None:
+            self._info_lock = anyio.Lock()
+        async with self._info_lock:
+            if self._info is None or refresh:
+                response = await self.request("GET", "/info", timeout=_INFO_TIMEOUT_S)
+                self._info = parse_info(response)
+        return self._info
+
+    async def score(
+        self,
+        image: ImageInput,
+        instruction: str,
+        source_image: ImageInput | None = None,
+        *,
+        id: str | None = None,
+        protocol: str | None = None,
+    ) -> ScoreResult:
+        """Score one edit. Raises :class:`InputError` or :class:`APIError` subclasses.
+
+        A judge reply without a valid score is a result with ``status == "error"``, not an error.
+        """
+        item = Item(image, instruction, source_image, id, protocol)
+        info = await self.info()
+        cap = self._cap(info)
+        body = await anyio.to_thread.run_sync(item_json, item, id, info.limits, cap)
+        if not fits_alone(len(body), None, info.limits):
+            raise InputError("item is larger than the router's max_body_bytes", "body_too_large")
+        response = await self.request("POST", "/score", content=body, timeout=self._deadline(info))
+        return parse_result(response)
+
+    async def score_many(
+        self,
+        items: Iterable[Item | dict[str, Any]],
+        *,
+        protocol: str | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> list[ScoreResult]:
+        """Score many edits in batch requests; results come back in input order.
+
+        ``items`` is consumed lazily. ``on_result(index, result)`` is called as results arrive
+        (in completion order). Items that fail (here or on the router) are error results; only
+        request-level trouble that outlasts the retries raises.
+        """
+        info = await self.info()
+        results: dict[int, ScoreResult] = {}
+
+        def deliver(index: int, result: ScoreResult) -> None:
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+
+        deadline = self._deadline(info)
+
+        async def post(body: bytes) -> httpx.Response:
+            return await self.request("POST", "/score", content=body, timeout=deadline)
+
+        runner = BatchRunner(
+            post, self.retry, self.concurrency, info.limits, self._cap(info), protocol, deliver
+        )
+        await runner.run(items, min(self.batch_size, info.limits.max_batch_items))
+        return [results[i] for i in range(len(results))]
+
+    async def request(
+        self, method: str, path: str, *, content: bytes | None = None, timeout: float
+    ) -> httpx.Response:
+        """One API call with retries; returns a 2xx response or raises a typed error."""
+        headers = dict(self._headers)
+        if content is not None:
+            headers["content-type"] = "application/json"
+        limits = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_S))
+        attempt = 0
+        while True:
+            error: EditJudgeError
+            try:
+                response = await self._http.request(
+                    method, self.base_url + path, content=content, headers=headers, timeout=limits
+                )
+            except httpx.TimeoutException:
+                error = APITimeoutError(f"no answer from {self.base_url} within {timeout:g}s")
+            except httpx.TransportError as exc:
+                why = str(exc) or type(exc).__name__
+                error = APIConnectionError(f"cannot reach {self.base_url}: {why}")
+            else:
+                if response.is_success:
+                    return response
+                error = error_from_response(response)
+            if not self.retry.should_retry(error, attempt):
+                raise error
+            await anyio.sleep(self.retry.backoff(attempt, getattr(error, "retry_after", None)))
+            attempt += 1
+
+    def _cap(self, info: ServerInfo) -> int:
+        cap = info.limits.pixel_cap
+        return min(cap, self.max_pixels) if self.max_pixels else cap
+
+    def _deadline(self, info: ServerInfo) -> float:
+        if self._timeout is not None:
+            return self._timeout
+        return (info.limits.request_deadline_s or _DEFAULT_DEADLINE_S) + _DEADLINE_MARGIN_S
+
+
+class Client:
+    """Blocking client of an editjudge router; same arguments and behaviour as
+    :class:`AsyncClient`. Use it as a context manager or call :meth:`close`.
+
+    ``on_result`` callbacks of :meth:`score_many` run on the client's event-loop thread.
+    """
+
+    def __init__(self, base_url: str = DEFAULT_URL, **options: Any) -> None:
+        stack = contextlib.ExitStack()
+        portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
+        self._portal = portal
+        try:
+            self._async: AsyncClient = portal.call(lambda: AsyncClient(base_url, **options))
+        except BaseException:
+            stack.close()
+            raise
+        self._closer = weakref.finalize(self, _shutdown, portal, self._async, stack)
+
+    @property
+    def base_url(self) -> str:
+        return self._async.base_url
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close connections and stop the event-loop thread (idempotent)."""
+        self._closer()
+
+    def info(self, refresh: bool = False) -> ServerInfo:
+        """``GET /info`` (model, protocols, limits), fetched once and cached."""
+        return self._call(lambda: self._async.info(refresh))
+
+    def score(
+        self,
+        image: ImageInput,
+        instruction: str,
+        source_image: ImageInput | None = None,
+        *,
+        id: str | None = None,
+        protocol: str | None = None,
+    ) -> ScoreResult:
+        """Score one edit; see :meth:`AsyncClient.score`."""
+        return self._call(
+            lambda: self._async.score(image, instruction, source_image, id=id, protocol=protocol)
+        )
+
+    def score_many(
+        self,
+        items: Iterable[Item | dict[str, Any]],
+        *,
+        protocol: str | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> list[ScoreResult]:
+        """Score many edits in input order; see :meth:`AsyncClient.score_many`."""
+        return self._call(
+            lambda: self._async.score_many(items, protocol=protocol, on_result=on_result)
+        )
+
+    def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        if not self._closer.alive:
+            raise RuntimeError("this Client is closed")
+
+        async def run() -> T:
+            return await make()
+
+        future = self._portal.start_task_soon(run)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. Ctrl-C in the calling thread: stop the work, too
+            raise
+
+
+def _shutdown(
+    portal: anyio.from_thread.BlockingPortal, client: AsyncClient, stack: contextlib.ExitStack
+) -> None:
+    try:
+        portal.call(client.aclose)
+    finally:
+        stack.close()

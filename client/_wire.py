@@ -1,0 +1,127 @@
+"""The HTTP API's shapes on the client side: request bodies out, results and errors in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from ._exceptions import APIError, InputError, ServerError, error_for_status
+from ._images import prepare
+from ._models import ImageInput, Item, Limits, ScoreResult, ServerInfo
+from ._retry import parse_retry_after
+
+_BATCH_HEAD = b'{"items":['
+
+
+def item_json(item: Item, item_id: str | None, limits: Limits, cap_pixels: int) -> bytes:
+    """One item as the JSON the router expects, with its images prepared (CPU-bound)."""
+    if not isinstance(item.instruction, str) or not item.instruction.strip():
+        raise InputError("instruction must be a non-empty string", "invalid_request")
+    body: dict[str, Any] = {
+        "image": _image(item.image, "image", limits, cap_pixels),
+        "instruction": item.instruction,
+    }
+    if item.source_image is not None:
+        body["source_image"] = _image(item.source_image, "source_image", limits, cap_pixels)
+    if item_id is not None:
+        body["id"] = item_id
+    if item.protocol is not None:
+        body["protocol"] = item.protocol
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _image(value: ImageInput, field: str, limits: Limits, cap_pixels: int) -> str:
+    try:
+        return prepare(value, cap_pixels, limits.max_image_bytes).data_url()
+    except InputError as exc:
+        raise InputError(f"{field}: {exc.message}", exc.code) from None
+
+
+def batch_tail(protocol: str | None) -> bytes:
+    if protocol is None:
+        return b"]}"
+    return b'],"protocol":' + json.dumps(protocol).encode() + b"}"
+
+
+def batch_body(parts: Sequence[bytes], protocol: str | None) -> bytes:
+    return _BATCH_HEAD + b",".join(parts) + batch_tail(protocol)
+
+
+def pack(sizes: Sequence[int], protocol: str | None, limits: Limits) -> list[list[int]]:
+    """Group item indices into batch bodies within ``max_body_bytes`` and ``max_batch_items``.
+
+    Every size must fit on its own (callers turn oversized items into error results first).
+    """
+    overhead = len(_BATCH_HEAD) + len(batch_tail(protocol))
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = overhead
+    for index, size in enumerate(sizes):
+        extra = size + (1 if current else 0)  # the comma
+        if current and (
+            used + extra > limits.max_body_bytes or len(current) >= limits.max_batch_items
+        ):
+            groups.append(current)
+            current, used, extra = [], overhead, size
+        current.append(index)
+        used += extra
+    if current:
+        groups.append(current)
+    return groups
+
+
+def fits_alone(size: int, protocol: str | None, limits: Limits) -> bool:
+    return len(_BATCH_HEAD) + size + len(batch_tail(protocol)) <= limits.max_body_bytes
+
+
+def error_from_response(response: httpx.Response) -> APIError:
+    """The typed error for a non-2xx answer, from its ``{"error": {...}}`` body if it has one."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    code, message = f"http_{status}", response.reason_phrase or "error"
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        pass  # e.g. an HTML page from a proxy: the status line says enough
+    return error_for_status(status, code, message, retry_after)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise _invalid(response, "the reply is not JSON") from None
+
+
+def _invalid(response: httpx.Response, why: str) -> APIError:
+    return ServerError(response.status_code, "invalid_response", f"{why} (is this a router?)")
+
+
+def parse_info(response: httpx.Response) -> ServerInfo:
+    try:
+        return ServerInfo.model_validate(_json(response))
+    except ValidationError:
+        raise _invalid(response, "the reply is not GET /info's") from None
+
+
+def parse_result(response: httpx.Response) -> ScoreResult:
+    try:
+        return ScoreResult.model_validate(_json(response))
+    except ValidationError:
+        raise _invalid(response, "the reply is not a score result") from None
+
+
+def parse_batch(response: httpx.Response, expected: int) -> list[ScoreResult]:
+    data = _json(response)
+    try:
+        results = [ScoreResult.model_validate(r) for r in data["results"]]
+    except (KeyError, TypeError, ValidationError):
+        raise _invalid(response, "the reply is not a batch result") from None
+    if len(results) != expected:
+        raise _invalid(response, f"sent {expected} items, got {len(results)} results")
+    return results

@@ -1,0 +1,122 @@
+"""The client against the real router: in-process (ASGI transport) and over loopback (uvicorn)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy
+from server.fake_engine import FakeEngine
+from tests.client.servers import LoopbackRouter, asgi_router
+from tests.helpers import image_bytes
+
+
+def sent_images(engine: FakeEngine) -> list[Image.Image]:
+    """The images an engine received (decoded from the chat requests' data URLs)."""
+    out = []
+    for body in engine.requests:
+        for part in body["messages"][0]["content"]:
+            if part["type"] == "image_url":
+                data = part["image_url"]["url"].partition(",")[2]
+                out.append(Image.open(io.BytesIO(base64.b64decode(data))))
+    return out
+
+
+def noise_png(size: tuple[int, int], seed: int) -> bytes:
+    """An incompressible PNG: its encoded size is predictable (~3 bytes a pixel)."""
+    im = Image.frombytes("RGB", size, random.Random(seed).randbytes(size[0] * size[1] * 3))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def test_in_process_score_and_batch_order_across_engines() -> None:
+    async with asgi_router(2) as (http, engines, _):
+        engines[0].latency_s = 0.03  # completion order != input order
+        client = AsyncClient("http://router", http_client=http)
+        single = await client.score(image_bytes(), "add a hat", image_bytes((9, 9, 9)))
+        assert single.ok and 0 <= single.score <= 10  # type: ignore[operator]
+        items = [
+            Item(image_bytes((i, 0, 0)), f"edit {i}", image_bytes(), f"e{i}") for i in range(30)
+        ]
+        results = await client.score_many(items)
+    assert [r.id for r in results] == [f"e{i}" for i in range(30)]
+    assert all(r.ok and r.score is not None for r in results)
+    assert len({r.backend for r in results}) == 2 and all(e.served for e in engines)
+
+
+async def test_in_process_judge_failures_and_bad_items_are_results() -> None:
+    async with asgi_router(1, engine_knobs={"reply": lambda body: "I like it"}) as (http, _, __):
+        client = AsyncClient("http://router", http_client=http)
+        results = await client.score_many(
+            [
+                Item(image_bytes(), "fine"),
+                Item(image_bytes(), "x" * 9000),  # over the router's instruction limit
+                Item(b"GIF89a broken", "not an image"),
+            ]
+        )
+    assert [r.status for r in results] == ["error", "error", "error"]
+    assert results[0].error.code == "unparseable_reply" and "I like it" in (results[0].raw or "")  # type: ignore[union-attr]
+    assert results[1].error.code == "invalid_request"  # type: ignore[union-attr]
+    assert results[2].error.code == "invalid_image" and results[2].backend is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cap"),
+    [
+        ({"max_image_pixels": 20_000}, 20_000),
+        ({"max_image_pixels": 20_000, "resize_max_pixels": 5_000}, 5_000),
+    ],
+)
+async def test_images_are_downscaled_to_the_routers_cap(
+    overrides: dict[str, Any], cap: int
+) -> None:
+    big = image_bytes(size=(400, 300), fmt="JPEG")  # 120k pixels: the router alone would say 413
+    async with asgi_router(1, **overrides) as (http, engines, _):
+        client = AsyncClient("http://router", http_client=http)
+        result = await client.score(big, "edit", source_image=big)
+    assert result.ok
+    images = sent_images(engines[0])
+    assert images and all(im.width * im.height <= cap for im in images)
+    assert all(im.format == "JPEG" and abs(im.width / im.height - 4 / 3) < 0.05 for im in images)
+    assert max(im.width * im.height for im in images) > cap * 0.9  # not shrunk more than needed
+
+
+async def test_batches_are_split_to_stay_under_max_body_bytes() -> None:
+    images = [noise_png((100, 100), seed=i) for i in range(6)]  # ~30 KB each, incompressible
+    async with asgi_router(1, max_body_bytes=100_000) as (http, _, sent):
+        client = AsyncClient("http://router", http_client=http, batch_size=6)
+        results = await client.score_many([Item(im, f"e{i}") for i, im in enumerate(images)])
+    assert all(r.ok for r in results) and [r.id for r in results] == [str(i) for i in range(6)]
+    posts = [r for r in sent if r.url.path == "/score"]
+    assert len(posts) >= 2 and all(len(r.content) <= 100_000 for r in posts)
+
+
+def test_loopback_sync_client_with_api_key() -> None:
+    with LoopbackRouter(2, api_keys="k1,k2") as router:
+        with Client(router.url, api_key="k2") as client:
+            items = [{"image": image_bytes((i, 1, 1)), "instruction": f"e{i}"} for i in range(12)]
+            results = client.score_many(items)
+            assert [r.id for r in results] == [str(i) for i in range(12)]
+            assert all(r.ok for r in results)
+        with Client(router.url, api_key="wrong") as client, pytest.raises(AuthenticationError):
+            client.score(image_bytes(), "x")
+    assert sum(e.served for e in router.engines) == 24
+
+
+async def test_loopback_waits_out_a_router_without_healthy_backends() -> None:
+    with LoopbackRouter(1, engine_knobs={"healthy": False}) as router:
+        threading.Timer(1.0, lambda: setattr(router.engines[0], "healthy", True)).start()
+        policy = RetryPolicy(max_attempts=10, base_delay_s=0.1, max_delay_s=1.0)
+        async with AsyncClient(router.url, retry=policy) as client:
+            t0 = time.monotonic()
+            result = await client.score(image_bytes(), "edit")
+            waited = time.monotonic() - t0
+    assert result.ok and waited >= 0.9  # answered 503 until the engine became healthy
