@@ -11,10 +11,10 @@ test: install lint
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[server,dev]'
+	$(BIN)/pip install -q -e '.[server,dev,plot]'
 	touch $@
 
 lint: install
@@ -25,7 +25,7 @@ lint: install
 	$(BIN)/docker-compose -f docker-compose.yml config -q
 
 unit: install
-	$(BIN)/pytest -q tests/unit tests/integration
+	$(BIN)/pytest -q tests/unit tests/integration tests/client
 
 e2e: install
 	$(BIN)/pytest -q tests/e2e

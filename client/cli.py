@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ._client import API_KEY_ENV, DEFAULT_URL
+
+SERVER_ENV = "EDITJUDGE_SERVER"
 
 # subcommand -> (module with a ``main(argv) -> int``, help)
 _SERVER_COMMANDS = {
@@ -39,11 +45,52 @@ def build_parser() -> argparse.ArgumentParser:
         prog="editjudge", description="Score image edits with a VLM judge."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_score(sub)
     for name, (module, help_text) in _SERVER_COMMANDS.items():
         p = sub.add_parser(name, help=help_text, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
         p.set_defaults(func=_server_main(module))
     return parser
+
+
+def _add_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a JSONL/CSV file of edits against a router (resumable)",
+        description="Score every row of INPUT (JSONL or CSV with id, image, source_image, "
+        "instruction; paths relative to INPUT) and append one JSON result per line to OUTPUT. "
+        "Rerunning with the same OUTPUT skips ids already there.",
+    )
+    p.add_argument("input", type=Path, metavar="INPUT", help="JSONL or CSV file of items")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSONL file of results")
+    p.add_argument(
+        "--server",
+        default=os.environ.get(SERVER_ENV, DEFAULT_URL),
+        help=f"router URL (default: ${SERVER_ENV} or {DEFAULT_URL})",
+    )
+    p.add_argument("--api-key", help=f"API key (default: ${API_KEY_ENV})")
+    p.add_argument("--concurrency", type=_positive, default=4, help="batch requests in flight")
+    p.add_argument("--batch-size", type=_positive, default=16, help="items per request")
+    p.add_argument("--protocol", help="scoring protocol (default: the router's)")
+    p.add_argument("--max-pixels", type=_positive, help="downscale images above this size")
+    p.add_argument("--timeout", type=float, help="seconds to wait for one answer")
+    p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
+    p.set_defaults(func=None)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Server commands parse their own options (argparse.REMAINDER would swallow --help).
         return _server_main(_SERVER_COMMANDS[args[0]][0])(args[1:])
     ns = build_parser().parse_args(args)
+    if ns.command == "score":
+        from ._score_cmd import run  # rich and the runner load only when scoring
+
+        return run(ns)
     return int(ns.func(list(ns.args)))
 
 

@@ -1,0 +1,161 @@
+"""``editjudge score``: score a JSONL/CSV file of edits into a resumable JSONL file of results.
+
+Exit status: 0 done (item-level errors are results, counted in the summary), 1 the server could
+not be used (unreachable, refused the key, kept failing), 2 bad input or usage, 130 interrupted.
+Every failure is one line on stderr; saved results are kept and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+from ._client import AsyncClient
+from ._exceptions import EditJudgeError
+from ._inputs import InputFileError, read_items
+from ._models import Item, ScoreResult
+from ._report import PLOT_HINT, plot_available, print_summary, write_histogram
+from ._results import ResultFileError, ResultLog
+from ._retry import RetryPolicy
+
+
+class UsageError(EditJudgeError):
+    """The command line asks for something that cannot work."""
+
+
+@dataclass
+class _Run:
+    started: bool = False
+    written: int = 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``editjudge score`` (``args`` from :func:`client.cli.build_parser`)."""
+    state = _Run()
+    try:
+        return _run(args, state)
+    except KeyboardInterrupt:
+        _say(f"interrupted; {_saved(args, state)}; rerun the same command to resume")
+        return 130
+    except (InputFileError, ResultFileError, UsageError) as exc:
+        _say(str(exc))
+        return 2
+    except EditJudgeError as exc:
+        resume = f"; {_saved(args, state)}; rerun to resume" if state.started else ""
+        _say(f"error: {exc}{resume}")
+        return 1
+
+
+def _run(args: argparse.Namespace, state: _Run) -> int:
+    if args.plot and not plot_available():
+        raise UsageError(PLOT_HINT)
+    items = read_items(args.input)
+    with ResultLog(args.output) as log:
+        if log.repaired:
+            _say(f"note: cut off an incomplete last line of {args.output} (interrupted write)")
+        todo = [item for item in items if item.id not in log.saved]
+        _say(
+            f"{len(items)} items in {args.input}: {len(items) - len(todo)} already in "
+            f"{args.output}, {len(todo)} to score"
+        )
+        if todo:
+            state.started = True
+            asyncio.run(_score_all(todo, args, log, state))
+        results = [log.saved[str(item.id)] for item in items if item.id in log.saved]
+    print_summary(results, Console(highlight=False))
+    if args.plot:
+        if write_histogram(results, args.plot):
+            _say(f"histogram written to {args.plot}")
+        else:
+            _say("no scores to plot")
+    return 0
+
+
+async def _score_all(
+    todo: list[Item], args: argparse.Namespace, log: ResultLog, state: _Run
+) -> None:
+    client = AsyncClient(
+        args.server,
+        api_key=args.api_key,
+        timeout=args.timeout,
+        retry=RetryPolicy(max_attempts=args.retries + 1),
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
+    )
+    counts: Counter[str] = Counter()
+    async with client:
+        with _progress() as progress:
+            task = progress.add_task("scoring", total=len(todo), ok=0, errors=0)
+
+            def on_result(index: int, result: ScoreResult) -> None:
+                item_id = todo[index].id
+                if result.id != item_id:  # the id of the input row is what resume matches on
+                    result = result.model_copy(update={"id": item_id})
+                log.append(result)
+                state.written += 1
+                counts[result.status] += 1
+                progress.update(task, advance=1, ok=counts["ok"], errors=counts["error"])
+
+            await client.score_many(todo, protocol=args.protocol, on_result=on_result)
+
+
+def _rate(task: Task) -> float | None:
+    # Results arrive a batch at a time, so rich's sliding-window speed jumps; use the run's mean.
+    if not task.completed or not task.elapsed:
+        return None
+    return task.completed / task.elapsed
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        return Text("-- items/s" if rate is None else f"{rate:.1f} items/s", style="cyan")
+
+
+class _EtaColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        if task.finished or rate is None or task.total is None:
+            return Text("ETA --:--", style="magenta")
+        seconds = int((task.total - task.completed) / rate)
+        eta = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        return Text(f"ETA {eta}", style="magenta")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[errors]} error[/]"),
+        TimeElapsedColumn(),
+        _EtaColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def _saved(args: argparse.Namespace, state: _Run) -> str:
+    return f"{state.written} new result(s) saved in {args.output}"
+
+
+def _say(message: str) -> None:
+    # Plain writes: rich would wrap long lines and read [brackets] in messages as markup.
+    sys.stderr.write(f"editjudge: {message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,136 @@
+"""The CLI's files: reading JSONL/CSV input, and the resumable, crash-safe output log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from client import ScoreResult
+from client._inputs import InputFileError, read_items
+from client._results import ResultFileError, ResultLog
+from tests.helpers import image_bytes
+
+
+def _images(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a.png").write_bytes(image_bytes())
+    (folder / "b.png").write_bytes(image_bytes((1, 2, 3)))
+
+
+def test_jsonl_rows_with_relative_paths_and_default_ids(tmp_path: Path) -> None:
+    _images(tmp_path / "imgs")
+    rows = [
+        {"id": "e1", "image": "imgs/a.png", "source_image": "imgs/b.png", "instruction": "hat"},
+        {"image": str(tmp_path / "imgs/b.png"), "instruction": "no source, no id"},
+        {"id": 7, "image": "imgs/a.png", "instruction": "numeric id", "protocol": "viescore"},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    items = read_items(path)
+    assert [i.id for i in items] == ["e1", "1", "7"]
+    assert items[0].image == tmp_path / "imgs/a.png"
+    assert items[0].source_image == tmp_path / "imgs/b.png"
+    assert items[1].source_image is None and items[2].protocol == "viescore"
+
+
+def test_csv_rows(tmp_path: Path) -> None:
+    _images(tmp_path)
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "id,image,source_image,instruction,notes\n"
+        'x,a.png,b.png,"make it blue, please",whatever\n'
+        "y,b.png,,remove the dog,\n"
+    )
+    items = read_items(path)
+    assert [(i.id, i.instruction) for i in items] == [
+        ("x", "make it blue, please"),
+        ("y", "remove the dog"),
+    ]
+    assert items[0].source_image == tmp_path / "b.png" and items[1].source_image is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("in.jsonl", '{"id": "a", "image": "a.png"}\n', "in.jsonl:1: 'instruction'"),
+        ("in.jsonl", '{"id": "a", "instruction": "x"}\n', "in.jsonl:1: 'image'"),
+        ("in.jsonl", '{"id": "a", "image": "a.png", "instruction": "x"}\n[1]\n', "in.jsonl:2"),
+        ("in.jsonl", "{not json\n", "in.jsonl:1: not valid JSON"),
+        (
+            "in.jsonl",
+            '{"id": "a", "image": "a.png", "instruction": "x"}\n'
+            '{"id": "a", "image": "a.png", "instruction": "y"}\n',
+            "duplicate id 'a'",
+        ),
+        ("in.csv", "id,image\na,a.png\n", "lacks column(s): instruction"),
+        ("in.jsonl", '{"id": "a", "image": "nope.png", "instruction": "x"}\n', "not found"),
+    ],
+)
+def test_input_problems_are_one_line_errors(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    _images(tmp_path)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(InputFileError) as info:
+        read_items(tmp_path / name)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_input_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="input file not found"):
+        read_items(tmp_path / "absent.jsonl")
+
+
+def _result(i: int) -> ScoreResult:
+    return ScoreResult(id=f"id-{i}", status="ok", score=float(i), scores={"a": 1.0})
+
+
+def test_log_appends_flushed_lines_and_reads_them_back(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "out.jsonl"
+    with ResultLog(out) as log:
+        assert log.saved == {}
+        log.append(_result(1))
+        # flushed at once: another reader sees the line while the log is still open
+        assert json.loads(out.read_text())["id"] == "id-1"
+        log.append(_result(2))
+    with ResultLog(out) as log:
+        assert set(log.saved) == {"id-1", "id-2"} and log.saved["id-2"].score == 2.0
+        assert not log.repaired
+
+
+def test_torn_last_line_is_cut_off_and_appends_stay_clean(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    whole = _result(1).model_dump_json() + "\n"
+    out.write_text(whole + _result(2).model_dump_json()[:25])  # crash mid-write
+    with ResultLog(out) as log:
+        assert log.repaired and set(log.saved) == {"id-1"}
+        log.append(_result(2))
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["id-1", "id-2"]
+
+
+def test_whole_last_line_without_newline_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text(_result(1).model_dump_json())
+    with ResultLog(out) as log:
+        assert not log.repaired and set(log.saved) == {"id-1"}
+        log.append(_result(2))
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["id-1", "id-2"]
+
+
+def test_damage_in_the_middle_is_refused_not_guessed(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text(_result(1).model_dump_json() + "\ngarbage\n" + _result(2).model_dump_json())
+    with pytest.raises(ResultFileError, match=r"out\.jsonl:2 is not a result line"):
+        ResultLog(out).__enter__()
+    assert "garbage" in out.read_text()  # left as it was
+
+
+def test_two_runs_cannot_append_to_one_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with ResultLog(out), pytest.raises(ResultFileError, match="in use"):
+        ResultLog(out).__enter__()
+    with ResultLog(out):  # released on close
+        pass
