@@ -18,6 +18,7 @@ import anyio.to_thread
 import httpx
 
 from ._exceptions import InputError
+from ._images import ImagePolicy
 from ._models import Item, Limits, ScoreResult, as_item
 from ._retry import RetryPolicy
 from ._wire import batch_body, fits_alone, item_json, pack, parse_batch
@@ -35,12 +36,12 @@ class BatchRunner:
         retry: RetryPolicy,
         concurrency: int,
         limits: Limits,
-        cap_pixels: int,
+        images: ImagePolicy,
         protocol: str | None,
         deliver: ResultCallback,
     ) -> None:
         self.post, self.retry, self.concurrency = post, retry, concurrency
-        self.limits, self.cap_pixels, self.protocol = limits, cap_pixels, protocol
+        self.limits, self.images, self.protocol = limits, images, protocol
         self.deliver = deliver
         self._failure: Exception | None = None
 
@@ -92,7 +93,7 @@ class BatchRunner:
             item = as_item(raw)
             item_id = item.id if item.id is not None else str(start + offset)
             try:
-                part = item_json(item, item_id, self.limits, self.cap_pixels)
+                part = item_json(item, item_id, self.images)
                 if not fits_alone(len(part), self.protocol, self.limits):
                     raise InputError(
                         "item is larger than the router's max_body_bytes", "body_too_large"

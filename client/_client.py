@@ -21,6 +21,7 @@ import httpx
 
 from ._batching import BatchRunner, ResultCallback
 from ._exceptions import APIConnectionError, APITimeoutError, EditJudgeError, InputError
+from ._images import ImagePolicy
 from ._models import ImageInput, Item, ScoreResult, ServerInfo
 from ._retry import RetryPolicy
 from ._wire import error_from_response, fits_alone, item_json, parse_info, parse_result
@@ -124,8 +125,7 @@ class AsyncClient:
         """
         item = Item(image, instruction, source_image, id, protocol)
         info = await self.info()
-        cap = self._cap(info)
-        body = await anyio.to_thread.run_sync(item_json, item, id, info.limits, cap)
+        body = await anyio.to_thread.run_sync(item_json, item, id, self._images(info))
         if not fits_alone(len(body), None, info.limits):
             raise InputError("item is larger than the router's max_body_bytes", "body_too_large")
         response = await self.request("POST", "/score", content=body, timeout=self._deadline(info))
@@ -158,7 +158,7 @@ class AsyncClient:
             return await self.request("POST", "/score", content=body, timeout=deadline)
 
         runner = BatchRunner(
-            post, self.retry, self.concurrency, info.limits, self._cap(info), protocol, deliver
+            post, self.retry, self.concurrency, info.limits, self._images(info), protocol, deliver
         )
         await runner.run(items, min(self.batch_size, info.limits.max_batch_items))
         return [results[i] for i in range(len(results))]
@@ -192,9 +192,11 @@ class AsyncClient:
             await anyio.sleep(self.retry.backoff(attempt, getattr(error, "retry_after", None)))
             attempt += 1
 
-    def _cap(self, info: ServerInfo) -> int:
-        cap = info.limits.pixel_cap
-        return min(cap, self.max_pixels) if self.max_pixels else cap
+    def _images(self, info: ServerInfo) -> ImagePolicy:
+        limits = info.limits
+        cap = min(limits.pixel_cap, self.max_pixels) if self.max_pixels else limits.pixel_cap
+        grid = limits.resize_grid if limits.resize_max_pixels else None
+        return ImagePolicy(cap, limits.max_image_bytes, grid)
 
     def _deadline(self, info: ServerInfo) -> float:
         if self._timeout is not None:

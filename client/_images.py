@@ -12,7 +12,8 @@ Policy (each step only when needed, so typical files go up byte for byte):
 * If the result still exceeds ``max_image_bytes`` it is shrunk further, 25% at a time.
 
 The pixel cap is the router's ``resize_max_pixels`` when its operator set one (the model would
-see no more than that anyway), else its ``max_image_pixels``.
+see no more than that anyway), with sides snapped to its ``resize_grid`` if set, exactly as the
+router's own resize would do; else its ``max_image_pixels``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ _SHRINK_STEPS = 8
 
 
 @dataclass(frozen=True)
+class ImagePolicy:
+    """How far to shrink: at most ``cap_pixels`` pixels and ``max_bytes`` bytes; resized sides
+    snap to multiples of ``grid`` when the router says its model wants that (``resize_grid``)."""
+
+    cap_pixels: int
+    max_bytes: int
+    grid: int | None = None
+
+
+@dataclass(frozen=True)
 class Encoded:
     """Image bytes ready to upload."""
 
@@ -52,18 +63,18 @@ class Encoded:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
-def prepare(image: ImageInput, cap_pixels: int, max_bytes: int) -> Encoded:
+def prepare(image: ImageInput, policy: ImagePolicy) -> Encoded:
     """Turn a path, encoded bytes or a Pillow image into upload-ready bytes (see module doc)."""
     if isinstance(image, Image.Image):
-        return _guard(lambda: _reencode(image, cap_pixels, max_bytes, owned=False))
+        return _guard(lambda: _reencode(image, policy, owned=False))
     if isinstance(image, bytes | bytearray | memoryview):
-        return _from_bytes(bytes(image), cap_pixels, max_bytes)
+        return _from_bytes(bytes(image), policy)
     if isinstance(image, str | os.PathLike):
-        return _from_path(Path(image), cap_pixels, max_bytes)
+        return _from_path(Path(image), policy)
     raise TypeError(f"an image must be a path, bytes or PIL.Image, not {type(image).__name__}")
 
 
-def _from_path(path: Path, cap_pixels: int, max_bytes: int) -> Encoded:
+def _from_path(path: Path, policy: ImagePolicy) -> Encoded:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -72,32 +83,32 @@ def _from_path(path: Path, cap_pixels: int, max_bytes: int) -> Encoded:
         raise InputError(f"cannot read {path}: {exc.strerror}", "file_unreadable") from None
     if not path.is_file():
         raise InputError(f"not a file: {path}", "file_unreadable")
-    return _cached_file(str(path), st.st_mtime_ns, st.st_size, cap_pixels, max_bytes)
+    return _cached_file(str(path), st.st_mtime_ns, st.st_size, policy)
 
 
 # Many items often share one source image; the key includes mtime and size so edits are seen.
 @functools.lru_cache(maxsize=8)
-def _cached_file(path: str, mtime_ns: int, size: int, cap_pixels: int, max_bytes: int) -> Encoded:
+def _cached_file(path: str, mtime_ns: int, size: int, policy: ImagePolicy) -> Encoded:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", "file_unreadable") from None
     try:
-        return _from_bytes(data, cap_pixels, max_bytes)
+        return _from_bytes(data, policy)
     except InputError as exc:
         raise InputError(f"{path}: {exc.message}", exc.code) from None
 
 
-def _from_bytes(data: bytes, cap_pixels: int, max_bytes: int) -> Encoded:
+def _from_bytes(data: bytes, policy: ImagePolicy) -> Encoded:
     if not data:
         raise InputError("image is empty", "invalid_image")
 
     def work() -> Encoded:
         image = Image.open(io.BytesIO(data))
         mime = _PASSTHROUGH.get(image.format or "")
-        if mime and _fits_as_is(image, len(data), cap_pixels, max_bytes):
+        if mime and _fits_as_is(image, len(data), policy):
             return Encoded(data, mime, image.width, image.height)
-        return _reencode(image, cap_pixels, max_bytes, owned=True)
+        return _reencode(image, policy, owned=True)
 
     return _guard(work)
 
@@ -119,45 +130,53 @@ def _guard(work: Callable[[], Encoded]) -> Encoded:
             ) from None
 
 
-def _fits_as_is(image: Image.Image, size: int, cap_pixels: int, max_bytes: int) -> bool:
+def _fits_as_is(image: Image.Image, size: int, policy: ImagePolicy) -> bool:
     upright = image.getexif().get(_EXIF_ORIENTATION, 1) in (0, 1)
-    small_enough = image.width * image.height <= cap_pixels and size <= max_bytes
+    small_enough = image.width * image.height <= policy.cap_pixels and size <= policy.max_bytes
     bulky_png = image.format == "PNG" and size > LARGE_PNG_BYTES
     return upright and small_enough and not bulky_png
 
 
-def _reencode(image: Image.Image, cap_pixels: int, max_bytes: int, *, owned: bool) -> Encoded:
+def _reencode(image: Image.Image, policy: ImagePolicy, *, owned: bool) -> Encoded:
     source_format = image.format
-    if owned and source_format == "JPEG" and image.width * image.height > cap_pixels:
+    cap, grid = policy.cap_pixels, policy.grid
+    if owned and source_format == "JPEG" and image.width * image.height > cap:
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= the target): much faster.
-        image.draft(None, _scaled(image.size, cap_pixels))
+        image.draft(None, fit(image.size, cap, grid))
     image = ImageOps.exif_transpose(image)
     image = _normalise_mode(image)
-    if image.width * image.height > cap_pixels:
-        image = image.resize(
-            _scaled(image.size, cap_pixels), Image.Resampling.LANCZOS, reducing_gap=3.0
-        )
+    if image.width * image.height > cap:
+        image = image.resize(fit(image.size, cap, grid), Image.Resampling.LANCZOS, reducing_gap=3.0)
     transparent = image.mode == "RGBA" and image.getchannel("A").getextrema() != (255, 255)
     if image.mode == "RGBA" and not transparent:
         image = image.convert("RGB")
     prefer_jpeg = source_format == "JPEG" and not transparent
     for _ in range(_SHRINK_STEPS):
         encoded = _encode(image, prefer_jpeg)
-        if len(encoded.data) <= max_bytes:
+        if len(encoded.data) <= policy.max_bytes:
             return encoded
-        smaller = _scaled(image.size, int(image.width * image.height * 0.75))
+        smaller = fit(image.size, int(image.width * image.height * 0.75), grid)
         image = image.resize(smaller, Image.Resampling.LANCZOS)
     raise InputError(
-        f"image does not fit in the server's {max_bytes} bytes even downscaled", "image_too_large"
+        f"image does not fit in the server's {policy.max_bytes} bytes even downscaled",
+        "image_too_large",
     )
 
 
-def _scaled(size: tuple[int, int], cap_pixels: int) -> tuple[int, int]:
+def fit(size: tuple[int, int], cap_pixels: int, grid: int | None = None) -> tuple[int, int]:
+    """The largest size with ``size``'s aspect ratio and at most ``cap_pixels`` pixels; with
+    ``grid``, sides are multiples of it. The same arithmetic as the router's own resize, so an
+    image shrunk here is exactly what the router would have made of it."""
     width, height = size
     if width * height <= cap_pixels:
         return size
     scale = math.sqrt(cap_pixels / (width * height))
-    return max(1, int(width * scale)), max(1, int(height * scale))
+    if not grid:
+        return max(1, int(width * scale)), max(1, int(height * scale))
+    return (
+        max(grid, math.floor(width * scale / grid) * grid),
+        max(grid, math.floor(height * scale / grid) * grid),
+    )
 
 
 def _normalise_mode(image: Image.Image) -> Image.Image:

@@ -79,6 +79,7 @@ class Limits(_Open):
     max_image_pixels: int = 40_000_000
     max_batch_items: int = 1024
     resize_max_pixels: int | None = None
+    resize_grid: int | None = None
     request_deadline_s: float | None = None
 
     @property

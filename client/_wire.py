@@ -10,23 +10,23 @@ import httpx
 from pydantic import ValidationError
 
 from ._exceptions import APIError, InputError, ServerError, error_for_status
-from ._images import prepare
+from ._images import ImagePolicy, prepare
 from ._models import ImageInput, Item, Limits, ScoreResult, ServerInfo
 from ._retry import parse_retry_after
 
 _BATCH_HEAD = b'{"items":['
 
 
-def item_json(item: Item, item_id: str | None, limits: Limits, cap_pixels: int) -> bytes:
+def item_json(item: Item, item_id: str | None, policy: ImagePolicy) -> bytes:
     """One item as the JSON the router expects, with its images prepared (CPU-bound)."""
     if not isinstance(item.instruction, str) or not item.instruction.strip():
         raise InputError("instruction must be a non-empty string", "invalid_request")
     body: dict[str, Any] = {
-        "image": _image(item.image, "image", limits, cap_pixels),
+        "image": _image(item.image, "image", policy),
         "instruction": item.instruction,
     }
     if item.source_image is not None:
-        body["source_image"] = _image(item.source_image, "source_image", limits, cap_pixels)
+        body["source_image"] = _image(item.source_image, "source_image", policy)
     if item_id is not None:
         body["id"] = item_id
     if item.protocol is not None:
@@ -34,9 +34,9 @@ def item_json(item: Item, item_id: str | None, limits: Limits, cap_pixels: int) 
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _image(value: ImageInput, field: str, limits: Limits, cap_pixels: int) -> str:
+def _image(value: ImageInput, field: str, policy: ImagePolicy) -> str:
     try:
-        return prepare(value, cap_pixels, limits.max_image_bytes).data_url()
+        return prepare(value, policy).data_url()
     except InputError as exc:
         raise InputError(f"{field}: {exc.message}", exc.code) from None
 

@@ -181,6 +181,7 @@ async def info(ctx: Ctx) -> InfoResponse:
             "max_image_pixels": s.max_image_pixels,
             "max_batch_items": s.max_batch_items,
             "resize_max_pixels": s.resize_max_pixels,
+            "resize_grid": s.resize_grid,
             "request_deadline_s": s.request_deadline_s,
         },
         auth=s.auth_enabled,

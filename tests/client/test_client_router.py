@@ -69,14 +69,15 @@ async def test_in_process_judge_failures_and_bad_items_are_results() -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "cap"),
+    ("overrides", "size"),
     [
-        ({"max_image_pixels": 20_000}, 20_000),
-        ({"max_image_pixels": 20_000, "resize_max_pixels": 5_000}, 5_000),
+        ({"max_image_pixels": 20_000}, (163, 122)),
+        ({"max_image_pixels": 20_000, "resize_max_pixels": 5_000}, (81, 61)),
+        ({"max_image_pixels": 20_000, "resize_max_pixels": 5_000, "resize_grid": 28}, (56, 56)),
     ],
 )
 async def test_images_are_downscaled_to_the_routers_cap(
-    overrides: dict[str, Any], cap: int
+    overrides: dict[str, Any], size: tuple[int, int]
 ) -> None:
     big = image_bytes(size=(400, 300), fmt="JPEG")  # 120k pixels: the router alone would say 413
     async with asgi_router(1, **overrides) as (http, engines, _):
@@ -84,9 +85,9 @@ async def test_images_are_downscaled_to_the_routers_cap(
         result = await client.score(big, "edit", source_image=big)
     assert result.ok
     images = sent_images(engines[0])
-    assert images and all(im.width * im.height <= cap for im in images)
-    assert all(im.format == "JPEG" and abs(im.width / im.height - 4 / 3) < 0.05 for im in images)
-    assert max(im.width * im.height for im in images) > cap * 0.9  # not shrunk more than needed
+    # the largest size within the cap (on the model's grid if the router has one), still JPEG;
+    # with resize_max_pixels, exactly the size the router's own resize would have produced
+    assert len(images) == 3 and all(im.size == size and im.format == "JPEG" for im in images)
 
 
 async def test_batches_are_split_to_stay_under_max_body_bytes() -> None:

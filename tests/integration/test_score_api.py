@@ -118,6 +118,7 @@ async def test_service_endpoints() -> None:
         info = (await client.get("/info")).json()
         assert info["model"] == "fake-judge" and "viescore" in info["protocols"]
         assert info["limits"]["max_image_pixels"] == 40_000_000
+        assert info["limits"]["resize_grid"] is None
         metrics = (await client.get("/metrics")).text
         assert 'editjudge_items_total{protocol="viescore",status="ok"} 1.0' in metrics
         assert "editjudge_backend_in_flight" in metrics
