@@ -211,12 +211,35 @@ class Client:
     ``on_result`` callbacks of :meth:`score_many` run on the client's event-loop thread.
     """
 
-    def __init__(self, base_url: str = DEFAULT_URL, **options: Any) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 4,
+        batch_size: int = 16,
+        max_pixels: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        def build() -> AsyncClient:
+            return AsyncClient(
+                base_url,
+                api_key=api_key,
+                timeout=timeout,
+                retry=retry,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                max_pixels=max_pixels,
+                transport=transport,
+            )
+
         stack = contextlib.ExitStack()
         portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
         self._portal = portal
         try:
-            self._async: AsyncClient = portal.call(lambda: AsyncClient(base_url, **options))
+            self._async: AsyncClient = portal.call(build)
         except BaseException:
             stack.close()
             raise

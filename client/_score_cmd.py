@@ -40,7 +40,6 @@ class UsageError(EditJudgeError):
 
 @dataclass
 class _Run:
-    started: bool = False
     written: int = 0
 
 
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         _say(str(exc))
         return 2
     except EditJudgeError as exc:
-        resume = f"; {_saved(args, state)}; rerun to resume" if state.started else ""
+        resume = f"; {_saved(args, state)}; rerun to resume" if state.written else ""
         _say(f"error: {exc}{resume}")
         return 1
 
@@ -74,7 +73,6 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
             f"{args.output}, {len(todo)} to score"
         )
         if todo:
-            state.started = True
             asyncio.run(_score_all(todo, args, log, state))
         results = [log.saved[str(item.id)] for item in items if item.id in log.saved]
     print_summary(results, Console(highlight=False))
