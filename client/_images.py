@@ -108,7 +108,7 @@ def _from_bytes(data: bytes, policy: ImagePolicy) -> Encoded:
         mime = _PASSTHROUGH.get(image.format or "")
         if mime and _fits_as_is(image, len(data), policy):
             return Encoded(data, mime, image.width, image.height)
-        return _reencode(image, policy, owned=True)
+        return _reencode(image, policy, owned=True, source_bytes=len(data))
 
     return _guard(work)
 
@@ -137,30 +137,42 @@ def _fits_as_is(image: Image.Image, size: int, policy: ImagePolicy) -> bool:
     return upright and small_enough and not bulky_png
 
 
-def _reencode(image: Image.Image, policy: ImagePolicy, *, owned: bool) -> Encoded:
-    source_format = image.format
+def _reencode(
+    image: Image.Image, policy: ImagePolicy, *, owned: bool, source_bytes: int | None = None
+) -> Encoded:
+    source_format, source_pixels = image.format, image.width * image.height
+    image = _upright_within_cap(image, policy, owned)
+    transparent = image.mode == "RGBA" and image.getchannel("A").getextrema() != (255, 255)
+    if image.mode == "RGBA" and not transparent:
+        image = image.convert("RGB")
+    png_estimate = None
+    if source_format == "PNG" and source_bytes:
+        # A PNG re-encoded keeps roughly its bytes per pixel: knowing that, a photo saved as PNG
+        # can go to JPEG without first spending seconds on a PNG encode only to compare sizes.
+        png_estimate = source_bytes * image.width * image.height // source_pixels
+    encoded = _encode(image, source_format == "JPEG" and not transparent, png_estimate)
+    for _ in range(_SHRINK_STEPS):
+        if len(encoded.data) <= policy.max_bytes:
+            return encoded
+        smaller = fit(image.size, int(image.width * image.height * 0.75), policy.grid)
+        image = image.resize(smaller, Image.Resampling.LANCZOS)
+        encoded = _encode(image, encoded.mime == "image/jpeg", None)
+    raise InputError(
+        f"image does not fit in the server's {policy.max_bytes} bytes even downscaled",
+        "image_too_large",
+    )
+
+
+def _upright_within_cap(image: Image.Image, policy: ImagePolicy, owned: bool) -> Image.Image:
     cap, grid = policy.cap_pixels, policy.grid
-    if owned and source_format == "JPEG" and image.width * image.height > cap:
+    if owned and image.format == "JPEG" and image.width * image.height > cap:
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= the target): much faster.
         image.draft(None, fit(image.size, cap, grid))
     image = ImageOps.exif_transpose(image)
     image = _normalise_mode(image)
     if image.width * image.height > cap:
         image = image.resize(fit(image.size, cap, grid), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    transparent = image.mode == "RGBA" and image.getchannel("A").getextrema() != (255, 255)
-    if image.mode == "RGBA" and not transparent:
-        image = image.convert("RGB")
-    prefer_jpeg = source_format == "JPEG" and not transparent
-    for _ in range(_SHRINK_STEPS):
-        encoded = _encode(image, prefer_jpeg)
-        if len(encoded.data) <= policy.max_bytes:
-            return encoded
-        smaller = fit(image.size, int(image.width * image.height * 0.75), grid)
-        image = image.resize(smaller, Image.Resampling.LANCZOS)
-    raise InputError(
-        f"image does not fit in the server's {policy.max_bytes} bytes even downscaled",
-        "image_too_large",
-    )
+    return image
 
 
 def fit(size: tuple[int, int], cap_pixels: int, grid: int | None = None) -> tuple[int, int]:
@@ -192,12 +204,20 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def _encode(image: Image.Image, prefer_jpeg: bool) -> Encoded:
+def _encode(image: Image.Image, prefer_jpeg: bool, png_estimate: int | None) -> Encoded:
+    """JPEG if asked; else PNG, or JPEG when the PNG is large and JPEG at most half its size."""
     if prefer_jpeg:
         return _save(image, "JPEG", quality=JPEG_QUALITY)
-    png = _save(image, "PNG")
-    if image.mode != "RGBA" and len(png.data) > LARGE_PNG_BYTES:
+    if image.mode == "RGBA":  # real transparency: only PNG keeps it
+        return _save(image, "PNG")
+    jpeg = None
+    if png_estimate is not None and png_estimate > LARGE_PNG_BYTES:
         jpeg = _save(image, "JPEG", quality=JPEG_QUALITY)
+        if 2 * len(jpeg.data) <= png_estimate:
+            return jpeg
+    png = _save(image, "PNG")
+    if len(png.data) > LARGE_PNG_BYTES:
+        jpeg = jpeg or _save(image, "JPEG", quality=JPEG_QUALITY)
         if 2 * len(jpeg.data) <= len(png.data):
             return jpeg
     return png

@@ -76,6 +76,11 @@ def test_large_photo_png_becomes_jpeg_but_flat_png_stays_png(
     assert len(buf.getvalue()) > 20_000
     out = prepare(buf.getvalue(), ImagePolicy(10_000_000, MiB))
     assert out.mime == "image/jpeg" and 2 * len(out.data) <= len(buf.getvalue())
+    # the same photo from a format without a PNG size to go by (BMP, a PIL image): same outcome
+    bmp = io.BytesIO()
+    _photo((200, 200)).save(bmp, "BMP")
+    assert prepare(bmp.getvalue(), ImagePolicy(10_000_000, MiB)).mime == "image/jpeg"
+    assert prepare(_photo((200, 200)), ImagePolicy(10_000_000, MiB)).mime == "image/jpeg"
     # a drawing compresses well as PNG: it is never made lossy
     flat = image_bytes(size=(2000, 1500))
     out = prepare(flat, ImagePolicy(1_000_000, MiB))
