@@ -91,7 +91,7 @@ class BatchRunner:
         out: list[bytes | ScoreResult] = []
         for offset, raw in enumerate(chunk):
             item = as_item(raw)
-            item_id = item.id if item.id is not None else str(start + offset)
+            item_id = str(item.id) if item.id is not None else str(start + offset)
             try:
                 part = item_json(item, item_id, self.images)
                 if not fits_alone(len(part), self.protocol, self.limits):

@@ -38,6 +38,18 @@ _DEADLINE_MARGIN_S = 30.0
 _DEFAULT_DEADLINE_S = 600.0
 
 
+def normalise_url(url: str) -> str:
+    """``gpu-box:8000`` -> ``http://gpu-box:8000``; anything but http(s) is a ``ValueError``."""
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    url = url.rstrip("/")
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    return url
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("editjudge")
@@ -74,7 +86,7 @@ class AsyncClient:
     ) -> None:
         if concurrency < 1 or batch_size < 1:
             raise ValueError("concurrency and batch_size must be at least 1")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = normalise_url(base_url)
         self.retry = retry or RetryPolicy()
         self.concurrency, self.batch_size, self.max_pixels = concurrency, batch_size, max_pixels
         self._timeout = timeout

@@ -68,14 +68,17 @@ class ResultLog:
     def append(self, result: ScoreResult) -> None:
         """Write ``result`` as one line and flush it to the OS."""
         assert self._fh is not None, "ResultLog is not open"
-        self._fh.write(result.model_dump_json().encode() + b"\n")
-        self._fh.flush()
+        try:
+            self._fh.write(result.model_dump_json().encode() + b"\n")
+            self._fh.flush()
+            now = time.monotonic()
+            if now - self._synced >= _FSYNC_EVERY_S:
+                os.fsync(self._fh.fileno())
+                self._synced = now
+        except OSError as exc:  # e.g. a full disk: stop, keep what is saved, resume later
+            raise EditJudgeError(f"cannot write {self.path}: {exc.strerror}") from None
         self.saved[str(result.id)] = result
         self.written += 1
-        now = time.monotonic()
-        if now - self._synced >= _FSYNC_EVERY_S:
-            os.fsync(self._fh.fileno())
-            self._synced = now
 
     def close(self) -> None:
         if self._fh is not None:

@@ -55,9 +55,15 @@ def run(args: argparse.Namespace) -> int:
         _say(str(exc))
         return 2
     except EditJudgeError as exc:
-        resume = f"; {_saved(args, state)}; rerun to resume" if state.written else ""
-        _say(f"error: {exc}{resume}")
+        _say(f"error: {exc}{_resume(args, state)}")
         return 1
+    except Exception as exc:  # a bug: still one line, and what was saved stays saved
+        _say(f"unexpected error: {type(exc).__name__}: {exc}{_resume(args, state)}")
+        return 1
+
+
+def _resume(args: argparse.Namespace, state: _Run) -> str:
+    return f"; {_saved(args, state)}; rerun to resume" if state.written else ""
 
 
 def _run(args: argparse.Namespace, state: _Run) -> int:

@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._client import API_KEY_ENV, DEFAULT_URL
+import httpx
+
+from ._client import API_KEY_ENV, DEFAULT_URL, normalise_url
 
 SERVER_ENV = "EDITJUDGE_SERVER"
 
@@ -65,6 +67,7 @@ def _add_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-o", "--output", type=Path, required=True, help="JSONL file of results")
     p.add_argument(
         "--server",
+        type=_url,
         default=os.environ.get(SERVER_ENV, DEFAULT_URL),
         help=f"router URL (default: ${SERVER_ENV} or {DEFAULT_URL})",
     )
@@ -77,6 +80,13 @@ def _add_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
     p.set_defaults(func=None)
+
+
+def _url(text: str) -> str:
+    try:
+        return normalise_url(text)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -134,3 +135,20 @@ def test_two_runs_cannot_append_to_one_file(tmp_path: Path) -> None:
         ResultLog(out).__enter__()
     with ResultLog(out):  # released on close
         pass
+
+
+def test_a_failed_write_is_a_clear_error_and_not_counted(tmp_path: Path) -> None:
+    import errno
+
+    from client import EditJudgeError
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with ResultLog(tmp_path / "out.jsonl") as log:
+        real, log._fh = log._fh, FullDisk()
+        with pytest.raises(EditJudgeError, match="No space left on device"):
+            log.append(_result(1))
+        log._fh = real
+        assert log.written == 0 and "id-1" not in log.saved

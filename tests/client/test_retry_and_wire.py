@@ -114,3 +114,13 @@ def test_pack_respects_body_bytes_and_item_count() -> None:
     assert groups[0] == [0, 1, 2] and groups[-1] == [8]
     with_protocol = batch_body([b"{}"], "viescore")
     assert with_protocol == b'{"items":[{}],"protocol":"viescore"}'
+
+
+def test_server_urls_are_normalised_or_refused() -> None:
+    from client._client import normalise_url
+
+    assert normalise_url("gpu-box:8000") == "http://gpu-box:8000"
+    assert normalise_url(" https://judge.example/ ") == "https://judge.example"
+    for bad in ("ftp://gpu-box", "http://", ""):
+        with pytest.raises(ValueError):
+            normalise_url(bad)
