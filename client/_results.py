@@ -2,10 +2,11 @@
 
 Crash safety: every result is written as one line and flushed to the OS at once (a killed process
 loses nothing it reported), and fsync'ed with the first result a second or more after the last
-fsync, and on close (a power cut loses at most about a second's worth of results). A crash in the middle of a write can leave an incomplete last line; on
-the next run that line is cut off and its item scored again. Re-running skips every id already in
-the file, so an interrupted run neither duplicates nor loses a result. An exclusive lock keeps two
-runs from appending to the same file at once.
+fsync, and on close (a power cut loses at most about a second's worth of results). A crash in the
+middle of a write can leave an incomplete last line; on the next run that line is cut off and its
+item scored again. Re-running skips every id already in the file, so an interrupted run neither
+duplicates nor loses a result. An exclusive lock keeps two runs from appending to the same file at
+once.
 """
 
 from __future__ import annotations
