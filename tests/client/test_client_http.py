@@ -162,6 +162,7 @@ async def test_a_reply_that_is_not_the_api_is_a_server_error() -> None:
 
 async def test_score_many_chunks_keeps_order_and_bounds_in_flight() -> None:
     in_flight = peak = 0
+    three_in_flight = anyio.Event()
 
     async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
@@ -170,8 +171,12 @@ async def test_score_many_chunks_keeps_order_and_bounds_in_flight() -> None:
         body = json.loads(request.content)
         in_flight += 1
         peak = max(peak, in_flight)
-        # later chunks answer sooner, so completion order differs from input order
-        await anyio.sleep(0.05 / (1 + int(body["items"][0]["id"])))
+        if in_flight == 3:
+            three_in_flight.set()
+        with anyio.move_on_after(2):  # the first three requests meet here (if they can)
+            await three_in_flight.wait()
+        # the first chunk answers last, so completion order differs from input order
+        await anyio.sleep(0.03 if body["items"][0]["id"] == "0" else 0)
         in_flight -= 1
         return httpx.Response(200, json={"results": [ok(i["id"]) for i in body["items"]]})
 
