@@ -17,6 +17,7 @@ from . import __version__
 from .admission import Budget
 from .config import Settings
 from .context import AppContext
+from .discovery import Change, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError
 from .images import ImageLimits
@@ -79,8 +80,14 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
     )
 
 
-def create_app(settings: Settings | None = None, *, client: EngineClient | None = None) -> FastAPI:
-    """Build the router app. ``client`` replaces the HTTP transport to the engines (tests)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: EngineClient | None = None,
+    resolver: Resolver | None = None,
+) -> FastAPI:
+    """Build the router app. ``client`` replaces the HTTP transport to the engines and
+    ``resolver`` the DNS lookups of discovery (tests)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -92,6 +99,17 @@ def create_app(settings: Settings | None = None, *, client: EngineClient | None 
             if ctx.info.model is None or ctx.info.vllm_version is None:
                 await discover(ctx.pool, ctx.client, ctx.info)
 
+        async def on_change(change: Change) -> None:
+            for url in change.removed:
+                ctx.metrics.forget_backend(url)
+            if change.added:  # check newcomers now rather than a health interval later
+                await check_all(ctx.pool, ctx.client, timeout=2.0, on_healthy=on_healthy)
+
+        discovery = from_settings(
+            settings, ctx.pool, resolver=resolver, on_change=on_change, metrics=ctx.metrics
+        )
+        if discovery is not None:
+            await discovery.refresh()
         await check_all(ctx.pool, ctx.client, timeout=2.0, on_healthy=on_healthy)
         log.info(
             "editjudge %s: %d/%d backends healthy, model %s",
@@ -100,15 +118,19 @@ def create_app(settings: Settings | None = None, *, client: EngineClient | None 
             len(ctx.pool.backends),
             ctx.info.model,
         )
-        task = asyncio.create_task(
-            health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)
-        )
+        tasks = [
+            asyncio.create_task(
+                health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)
+            )
+        ]
+        if discovery is not None:
+            tasks.append(asyncio.create_task(discovery.run()))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
 
     app = FastAPI(
