@@ -37,6 +37,9 @@ log = logging.getLogger("editjudge.discovery")
 
 Endpoint = tuple[str, int]
 
+# getaddrinfo's "this name has no addresses" (NXDOMAIN / no data), as opposed to DNS trouble
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
 
 class Resolver(Protocol):
     """Resolve ``name`` to engine endpoints; ``port`` is the port for answers that carry none.
@@ -58,9 +61,6 @@ async def resolve_addresses(name: str, port: int) -> list[Endpoint]:
             return []
         raise
     return sorted({(str(info[4][0]), port) for info in infos})
-
-
-_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 class SrvResolver:
@@ -96,16 +96,17 @@ def default_resolver(name: str) -> Resolver:
 
 def endpoint_url(scheme: str, host: str, port: int) -> str:
     """``scheme://host:port``, with IPv6 literals in brackets; refuses malformed endpoints."""
-    if not isinstance(host, str) or not host or any(c in host for c in "/?#@ "):
-        raise ValueError(f"not a host name or address: {host!r}")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"not a port: {port!r}")
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"not a host name or address: {host!r}")
     try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
+        address = ipaddress.ip_address(host)
     except ValueError:
-        pass  # a host name
-    return f"{scheme}://{host}:{port}"
+        if any(c in host for c in "/?#@%:[] "):  # would change the URL's meaning
+            raise ValueError(f"not a host name or address: {host!r}") from None
+        return f"{scheme}://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if address.version == 6 else f"{scheme}://{host}:{port}"
 
 
 @dataclass(frozen=True)

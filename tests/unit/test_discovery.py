@@ -79,7 +79,17 @@ def test_endpoint_urls(host: str, port: int, url: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "port"),
-    [("", 80), ("a/b", 80), ("evil@host", 80), (None, 80), ("h", 0), ("h", 70000), ("h", "80")],
+    [
+        ("", 80),
+        ("a/b", 80),
+        ("evil@host", 80),
+        ("a:b", 80),
+        (None, 80),
+        ("h", 0),
+        ("h", 70000),
+        ("h", "80"),
+        ("h", True),
+    ],
 )
 def test_malformed_endpoints_are_refused(host: Any, port: Any) -> None:
     with pytest.raises(ValueError):
