@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import dns.asyncresolver
-import dns.exception
+import dns.name
 import dns.resolver
 
 from .config import Settings
@@ -83,9 +83,8 @@ class SrvResolver:
             return []
         out = set()
         for record in answer:
-            target = record.target.to_text(omit_final_dot=True)
-            if target and target != ".":  # "." means "service decidedly not available here"
-                out.add((target, int(record.port)))
+            if record.target != dns.name.root:  # "." means "service decidedly not available"
+                out.add((record.target.to_text(omit_final_dot=True), int(record.port)))
         return sorted(out)
 
 

@@ -213,7 +213,11 @@ async def test_srv_lookups_against_a_dns_server() -> None:
     async with dns_stub() as (stub, port):
         resolver = SrvResolver(["127.0.0.1"], port=port, timeout_s=2.0)
         name = "_http._tcp.engines.test"
-        stub.srv[name] = [("vllm-1.engines.test", 8000), ("vllm-0.engines.test", 8001)]
+        stub.srv[name] = [
+            ("vllm-1.engines.test", 8000),
+            ("vllm-0.engines.test", 8001),
+            (".", 8002),  # "not available" record: no engine
+        ]
         assert await resolver(name, 1) == [
             ("vllm-0.engines.test", 8001),
             ("vllm-1.engines.test", 8000),
