@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/docker-compose -f docker-compose.yml config -q
+	$(BIN)/docker-compose -f docker-compose.yml --profile monitoring --profile tls config -q
 
 unit: install
 	$(BIN)/pytest -q tests/unit tests/integration tests/client

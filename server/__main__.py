@@ -17,7 +17,7 @@ def run(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not settings.backends:
+    if not settings.backends and settings.discovery == "static":
         logging.getLogger("editjudge").warning(
             "EDITJUDGE_BACKENDS is empty: the router will answer 503 until backends are set"
         )

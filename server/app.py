@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,12 +17,13 @@ from . import __version__
 from .admission import Budget
 from .config import Settings
 from .context import AppContext
+from .discovery import Change, Discovery, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError
 from .images import ImageLimits
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from .pool import BackendPool, PoolConfig, check_all, health_loop
+from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
 from .protocols import ProtocolRegistry, Sampling, ScoringProtocol, VIEScore
 from .routes import json_response, router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
@@ -79,8 +80,14 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
     )
 
 
-def create_app(settings: Settings | None = None, *, client: EngineClient | None = None) -> FastAPI:
-    """Build the router app. ``client`` replaces the HTTP transport to the engines (tests)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: EngineClient | None = None,
+    resolver: Resolver | None = None,
+) -> FastAPI:
+    """Build the router app. ``client`` replaces the HTTP transport to the engines and
+    ``resolver`` the DNS lookups of discovery (tests)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -88,10 +95,13 @@ def create_app(settings: Settings | None = None, *, client: EngineClient | None 
         ctx = build_context(settings, client or make_engine_client(settings.http_client))
         app.state.ctx = ctx
 
-        async def on_healthy(_: object) -> None:
+        async def on_healthy(_: Backend) -> None:
             if ctx.info.model is None or ctx.info.vllm_version is None:
                 await discover(ctx.pool, ctx.client, ctx.info)
 
+        discovery = _discovery(settings, ctx, resolver, on_healthy)
+        if discovery is not None:
+            await discovery.refresh()
         await check_all(ctx.pool, ctx.client, timeout=2.0, on_healthy=on_healthy)
         log.info(
             "editjudge %s: %d/%d backends healthy, model %s",
@@ -100,15 +110,16 @@ def create_app(settings: Settings | None = None, *, client: EngineClient | None 
             len(ctx.pool.backends),
             ctx.info.model,
         )
-        task = asyncio.create_task(
-            health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)
-        )
+        loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
+        if discovery is not None:
+            loops.append(discovery.run())
+        tasks = [asyncio.create_task(loop) for loop in loops]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
 
     app = FastAPI(
@@ -136,6 +147,25 @@ def create_app(settings: Settings | None = None, *, client: EngineClient | None 
 
     app.add_middleware(RequestMetricsMiddleware, count=count, routes=routes)
     return app
+
+
+def _discovery(
+    settings: Settings,
+    ctx: AppContext,
+    resolver: Resolver | None,
+    on_healthy: Callable[[Backend], Awaitable[None]],
+) -> Discovery | None:
+    """DNS discovery feeding ``ctx.pool``, when the settings ask for it."""
+
+    async def on_change(change: Change) -> None:
+        for url in change.removed:
+            ctx.metrics.forget_backend(url)
+        if change.added:  # check newcomers now rather than a health interval later
+            await check_all(ctx.pool, ctx.client, timeout=2.0, on_healthy=on_healthy)
+
+    return from_settings(
+        settings, ctx.pool, resolver=resolver, on_change=on_change, metrics=ctx.metrics
+    )
 
 
 def _install_error_handlers(app: FastAPI) -> None:

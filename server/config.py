@@ -16,6 +16,7 @@ MiB = 1024 * 1024
 
 RoutingPolicyName = Literal["least_outstanding", "round_robin", "affinity"]
 HttpClientName = Literal["aiohttp", "httpx"]
+DiscoveryMode = Literal["static", "dns"]
 
 
 def _split_csv(value: object) -> object:
@@ -40,6 +41,21 @@ class Settings(BaseSettings):
     backends: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Base URLs of the vLLM OpenAI-compatible servers."
     )
+    discovery: DiscoveryMode = Field(
+        "static",
+        description="Where backends come from: 'static' (BACKENDS only) or 'dns' (BACKENDS plus "
+        "what DISCOVERY_DNS_NAME resolves to, re-resolved every DISCOVERY_INTERVAL_S).",
+    )
+    discovery_dns_name: str | None = Field(
+        None,
+        description="Name to resolve in 'dns' mode: A/AAAA records (e.g. a headless Service), or "
+        "SRV records when it starts with '_' (e.g. _http._tcp.vllm.ns.svc.cluster.local).",
+    )
+    discovery_port: int = Field(
+        8000, ge=1, le=65535, description="Engine port for A/AAAA answers (SRV carries its own)."
+    )
+    discovery_interval_s: float = Field(10.0, gt=0, description="Seconds between DNS lookups.")
+    discovery_scheme: Literal["http", "https"] = "http"
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=1, le=65535)
     model: str | None = Field(
@@ -136,10 +152,20 @@ class Settings(BaseSettings):
         return [f.upper() for f in formats]
 
     @model_validator(mode="after")
+    def _discovery_needs_a_name(self) -> Settings:
+        if self.discovery == "dns" and not self.discovery_dns_name:
+            raise ValueError("EDITJUDGE_DISCOVERY=dns needs EDITJUDGE_DISCOVERY_DNS_NAME")
+        return self
+
+    @model_validator(mode="after")
     def _load_keys_file(self) -> Settings:
         if self.api_keys_file is not None:
             lines = self.api_keys_file.read_text().splitlines()
             keys = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+            if not keys:
+                # A key file was configured, so authentication was meant: an empty one (e.g. the
+                # example Kubernetes Secret left unedited) must not silently turn auth off.
+                raise ValueError(f"EDITJUDGE_API_KEYS_FILE {self.api_keys_file} lists no keys")
             self.api_keys = [*self.api_keys, *(SecretStr(k) for k in keys)]
         return self
 

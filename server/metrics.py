@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -74,7 +75,20 @@ class Metrics:
             registry=r,
         )
         self.cache_hits = Counter("editjudge_cache_hits", "Score cache hits", registry=r)
+        self.discovery_refreshes = Counter(
+            "editjudge_discovery_refreshes",
+            "DNS discovery lookups by outcome (ok, error)",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("ok", "error"):  # export zeros, so alerts see the series from the start
+            self.discovery_refreshes.labels(outcome)
         r.register(_PoolCollector(pool))
+
+    def forget_backend(self, url: str) -> None:
+        """Drop a departed backend's series, so engines that come and go don't pile them up."""
+        with contextlib.suppress(KeyError):
+            self.backend_latency.remove(url)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -56,12 +58,13 @@ def test_compose_config_validates_offline(tmp_path: Path) -> None:
         path.write_text(render(gpus))
         (tmp_path / "Dockerfile").write_text("FROM scratch\n")
         for env_file in ([], ["--env-file", str(ROOT / ".env.example")]):
-            out = subprocess.run(
-                [COMPOSE, "-f", str(path), *env_file, "config", "-q"],
-                capture_output=True,
-                text=True,
-            )
-            assert out.returncode == 0, out.stderr
+            for profiles in ([], ["--profile", "monitoring", "--profile", "tls"]):
+                out = subprocess.run(
+                    [COMPOSE, "-f", str(path), *env_file, *profiles, "config", "-q"],
+                    capture_output=True,
+                    text=True,
+                )
+                assert out.returncode == 0, out.stderr
 
 
 def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
@@ -93,3 +96,72 @@ def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
     assert flags["--limit-mm-per-prompt"] == '{"image": 2, "video": 0}'
     assert flags["--mm-processor-kwargs"] == '{"max_pixels": 1003520}'
     assert flags["--gpu-memory-utilization"] == "0.90"
+
+
+def compose_services(*profiles: str) -> dict[str, Any]:
+    flags = [arg for p in profiles for arg in ("--profile", p)]
+    out = subprocess.run(
+        [COMPOSE, "-f", str(ROOT / "docker-compose.yml"), *flags, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    services: dict[str, Any] = json.loads(out.stdout)["services"]
+    return services
+
+
+def test_profiles_add_monitoring_and_tls_only_when_asked() -> None:
+    plain = set(compose_services())
+    assert plain == {f"vllm-gpu{g}" for g in range(6)} | {"router"}
+    assert set(compose_services("monitoring")) - plain == {"prometheus", "grafana"}
+    assert set(compose_services("tls")) - plain == {"caddy"}
+
+
+def test_every_image_is_pinned_and_every_mounted_file_exists() -> None:
+    doc = yaml.safe_load(render(range(2)))
+    for name, svc in doc["services"].items():
+        if "build" in svc:
+            continue
+        image = svc["image"].removeprefix("${VLLM_IMAGE:-").rstrip("}")
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: image {svc['image']} is not pinned"
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_prometheus_scrapes_the_router_and_every_engine() -> None:
+    doc = yaml.safe_load(render([3, 7]))
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
+    router_port = doc["services"]["router"]["ports"][0].rsplit(":", 1)[1]
+    assert jobs["editjudge"]["static_configs"][0]["targets"] == [f"router:{router_port}"]
+    # the engines' targets: a compose config mounted where the file_sd glob looks
+    mount = doc["services"]["prometheus"]["configs"][0]
+    pattern = jobs["vllm"]["file_sd_configs"][0]["files"][0]
+    assert Path(mount["target"]).match(pattern)
+    groups = json.loads(doc["configs"][mount["source"]]["content"])
+    targets = [t for g in groups for t in g["targets"]]
+    expected = []
+    for name in ("vllm-gpu3", "vllm-gpu7"):
+        port = doc["services"][name]["ports"][0].rsplit(":", 1)[1]
+        expected.append(f"{name}:{port}")
+    assert targets == expected
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    doc = yaml.safe_load(render(range(1)))
+    grafana = doc["services"]["grafana"]
+    prov = ROOT / "deploy/grafana/provisioning"
+    ds = yaml.safe_load((prov / "datasources/prometheus.yml").read_text())["datasources"][0]
+    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:${PROMETHEUS_PORT:-9090}:9090" in doc["services"]["prometheus"]["ports"]
+    provider = yaml.safe_load((prov / "dashboards/editjudge.yml").read_text())["providers"][0]
+    mounts = dict(v.split(":")[:2] for v in grafana["volumes"])
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == provider["options"]["path"] + "/editjudge.json"
+    assert (ROOT / "deploy/grafana/dashboards/editjudge.json").exists()

@@ -59,3 +59,41 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, 
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_discovery_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().discovery == "static"
+    monkeypatch.setenv("EDITJUDGE_DISCOVERY", "dns")
+    monkeypatch.setenv("EDITJUDGE_DISCOVERY_DNS_NAME", "vllm-engines")
+    monkeypatch.setenv("EDITJUDGE_DISCOVERY_PORT", "8001")
+    monkeypatch.setenv("EDITJUDGE_DISCOVERY_INTERVAL_S", "2.5")
+    s = Settings()
+    assert (s.discovery, s.discovery_dns_name) == ("dns", "vllm-engines")
+    assert (s.discovery_port, s.discovery_interval_s, s.discovery_scheme) == (8001, 2.5, "http")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"EDITJUDGE_DISCOVERY": "dns"},  # no name to resolve
+        {"EDITJUDGE_DISCOVERY": "consul"},
+        {
+            "EDITJUDGE_DISCOVERY": "dns",
+            "EDITJUDGE_DISCOVERY_DNS_NAME": "e",
+            "EDITJUDGE_DISCOVERY_PORT": "0",
+        },
+    ],
+)
+def test_invalid_discovery_is_refused(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_a_keys_file_without_keys_is_refused(tmp_path: Path) -> None:
+    """Pointing at a key file means auth was meant: an empty one must not switch it off."""
+    f = tmp_path / "keys"
+    f.write_text("# put one API key per line here\n\n")
+    with pytest.raises(ValidationError, match="lists no keys"):
+        Settings(api_keys_file=f)
