@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from . import placement
+from .config import Settings
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.26.0"
 PROMETHEUS_IMAGE = "prom/prometheus:v3.7.3"
@@ -104,14 +105,30 @@ def engine_service(gpu: int, index: int, spot: placement.EnginePlacement | None)
     return service
 
 
+def router_passthrough() -> dict[str, str]:
+    """Every router setting, passed from .env by name (an unset one arrives empty = default).
+
+    Naming them keeps the rest of .env (HF_TOKEN, dashboard passwords) out of the router.
+    """
+    names = [
+        f"EDITJUDGE_{name.upper()}"
+        for name in Settings.model_fields
+        if name not in ("backends", "port", "host")
+    ]
+    return {name: f"${{{name}:-}}" for name in names}
+
+
 def router_service(names: Sequence[str], router_cpus: Sequence[int]) -> dict[str, Any]:
     backends = ",".join(f"http://{name}:{ENGINE_BASE_PORT + i}" for i, name in enumerate(names))
     service: dict[str, Any] = {
         "build": ".",
         "image": "${EDITJUDGE_IMAGE:-editjudge:latest}",
         # The router does not wait for engines: it serves as soon as one is healthy.
-        "env_file": [{"path": ".env", "required": False}],
-        "environment": {"EDITJUDGE_BACKENDS": backends, "EDITJUDGE_PORT": "8000"},
+        "environment": {
+            **router_passthrough(),
+            "EDITJUDGE_BACKENDS": backends,
+            "EDITJUDGE_PORT": "8000",
+        },
         # ROUTER_BIND=127.0.0.1 keeps plain HTTP on this host when the tls profile serves others.
         "ports": ["${ROUTER_BIND:-0.0.0.0}:${EDITJUDGE_PORT:-8000}:8000"],
         "restart": "unless-stopped",

@@ -99,6 +99,8 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
 def test_crashed_engine_restarts_and_router_keeps_serving(launcher) -> None:  # type: ignore[no-untyped-def]
     _proc, url, log = launcher
     wait_for(lambda: len(pids_for(log, 0)) == 1 and len(pids_for(log, 1)) == 1)
+    # The router must have seen GPU 1 healthy before GPU 0 dies, or nothing can serve.
+    wait_for(lambda: httpx.get(f"{url}/ready").json()["healthy_backends"] == 2)
     first = pids_for(log, 0)[0]
     os.kill(first, signal.SIGKILL)
     # while GPU 0 is down, items still get scored on GPU 1

@@ -165,3 +165,14 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == provider["options"]["path"] + "/editjudge.json"
     assert (ROOT / "deploy/grafana/dashboards/editjudge.json").exists()
+
+
+def test_router_gets_every_router_setting_and_no_other_secret() -> None:
+    from server.config import Settings
+
+    env = yaml.safe_load(render([0, 1]))["services"]["router"]["environment"]
+    assert "env_file" not in yaml.safe_load(render([0, 1]))["services"]["router"]
+    assert not any(k.startswith(("HF_", "GRAFANA")) for k in env)
+    for name in Settings.model_fields:
+        assert f"EDITJUDGE_{name.upper()}" in env or name == "host"  # host: the image's 0.0.0.0
+    assert env["EDITJUDGE_API_KEYS"] == "${EDITJUDGE_API_KEYS:-}"
