@@ -5,7 +5,9 @@ way vLLM does. Replies honour the request's ``structured_outputs`` (a JSON schem
 gets integers in range; a ``choice`` gets one of its options, with ``top_logprobs`` when asked),
 after a configurable latency. Fault injection: ``status`` (answer every completion with that HTTP
 status), ``healthy`` (``/health`` answers 503 when false), ``hang`` (never answer), ``reply`` (a
-function that writes the completion text). Run one with ``python -m server.fake_engine``.
+function that writes the completion text). Run one with ``python -m server.fake_engine``; with
+``--request-log PATH`` it appends one JSON line per completion received and per completion answered,
+so a test can count engine-side work even after the process is ``kill -9``-ed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from aiohttp import web
@@ -38,6 +40,7 @@ class FakeEngine:
     cached_tokens: int | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     keep_requests: bool = True
+    request_log: IO[str] | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -65,6 +68,7 @@ class FakeEngine:
         body = orjson.loads(await request.read())
         if self.keep_requests:
             self.requests.append(body)
+        self._log("recv", body)
         if self.hang:
             await asyncio.Event().wait()
         if self.latency_s:
@@ -72,9 +76,18 @@ class FakeEngine:
         if self.status != 200:
             return web.Response(status=self.status, text='{"error": "injected"}')
         self.served += 1
+        self._log("done", body)
         return web.Response(
             body=orjson.dumps(self.completion(body)), content_type="application/json"
         )
+
+    def _log(self, event: str, body: dict[str, Any]) -> None:
+        """One line per event, written through to the OS so it survives ``kill -9``."""
+        if self.request_log is None:
+            return
+        line = {"event": event, "images": request_images(body), "seed": _seed(body)}
+        self.request_log.write(orjson.dumps(line).decode() + "\n")
+        self.request_log.flush()
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         """The chat-completion object this engine answers ``body`` with."""
@@ -113,6 +126,16 @@ def _seed(body: dict[str, Any]) -> int:
     return int(hashlib.blake2b("|".join(texts).encode(), digest_size=4).hexdigest(), 16)
 
 
+def request_images(body: dict[str, Any]) -> list[str]:
+    """Short digests of a request's image URLs, in message order (identifies the item)."""
+    return [
+        hashlib.blake2b(part["image_url"]["url"].encode(), digest_size=8).hexdigest()
+        for msg in body.get("messages", [])
+        for part in (msg.get("content") if isinstance(msg.get("content"), list) else [])
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
+
+
 def schema_reply(structured: dict[str, Any], seed: int) -> str:
     """Text that satisfies a ``structured_outputs`` request (integers derived from ``seed``)."""
     if "choice" in structured:
@@ -144,7 +167,8 @@ async def start(
     engine: FakeEngine, host: str = "127.0.0.1", port: int = 0
 ) -> tuple[web.AppRunner, str]:
     """Serve ``engine`` on ``host:port`` (0 = any free port); return the runner and base URL."""
-    runner = web.AppRunner(engine.app(), access_log=None)
+    # A short shutdown: a test's hung or slow handlers must not hold its teardown for a minute.
+    runner = web.AppRunner(engine.app(), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -158,8 +182,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9001)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per completion")
     parser.add_argument("--model", default="fake-judge")
+    parser.add_argument("--request-log", help="append a JSON line per completion received/answered")
     args = parser.parse_args()
-    engine = FakeEngine(model=args.model, latency_s=args.latency, keep_requests=False)
+    log = open(args.request_log, "a", buffering=1) if args.request_log else None  # noqa: SIM115
+    engine = FakeEngine(
+        model=args.model, latency_s=args.latency, keep_requests=False, request_log=log
+    )
     web.run_app(engine.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 
