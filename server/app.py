@@ -46,6 +46,7 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
             circuit_open_s=settings.circuit_open_s,
             policy=settings.routing_policy,
             affinity_epsilon=settings.affinity_epsilon,
+            no_backend_wait_s=settings.no_backend_wait_s,
         ),
     )
     metrics = Metrics(pool)

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         3, ge=1, description="Consecutive failures that open a backend's circuit."
     )
     circuit_open_s: float = Field(5.0, gt=0, description="Wait before a half-open probe.")
+    no_backend_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long an item waits for some backend to become healthy while none is, "
+        "before it fails with no_healthy_backend.",
+    )
 
     protocol: str = "viescore"
     templates_dir: Path | None = Field(None, description="Directory of custom prompt templates.")

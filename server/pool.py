@@ -4,7 +4,9 @@ A backend takes traffic when its last active health check passed and its circuit
 half-open with no probe outstanding). Active checks poll ``GET /health``; passive signals come from
 real traffic: a refused connection marks the backend down at once, and ``failure_threshold``
 consecutive failures of other kinds open the circuit for ``circuit_open_s``, after which a single
-request is let through as a probe. Choosing among eligible backends is delegated to
+request is let through as a probe. While no backend at all is fit, work waits at most
+``no_backend_wait_s`` for one to return, then fails with ``no_healthy_backend`` instead of holding
+the caller until its deadline. Choosing among eligible backends is delegated to
 :mod:`server.policy`.
 """
 
@@ -59,6 +61,7 @@ class PoolConfig:
     circuit_open_s: float = 5.0
     policy: str = "least_outstanding"
     affinity_epsilon: float = 0.25
+    no_backend_wait_s: float = 10.0
 
 
 class BackendPool:
@@ -110,6 +113,7 @@ class BackendPool:
         self, weight: int, key: str | None, avoid: frozenset[str], deadline: float
     ) -> Backend:
         woken = False
+        down_since: float | None = None
         while True:
             backend = self._pick(weight, key, avoid)
             if backend is not None:
@@ -117,25 +121,41 @@ class BackendPool:
                 if backend.circuit(self._clock()) == "half_open":
                     backend.probing = True
                 return backend
-            remaining = deadline - self._clock()
+            now = self._clock()
+            remaining = deadline - now
             if remaining <= 0:
                 if self.healthy_count() == 0:
                     raise NoHealthyBackend("no healthy backend became available in time")
                 raise DeadlineExceeded("no backend had room before the request deadline")
-            waiter = asyncio.get_running_loop().create_future()
-            # A waiter that was woken but found no room keeps its place at the head of the line.
-            (self._waiters.appendleft if woken else self._waiters.append)(waiter)
-            try:
-                # The periodic re-check is a safety net; releases and health changes wake us.
-                await asyncio.wait_for(waiter, timeout=min(remaining, 1.0))
-                woken = True
-            except TimeoutError:
-                woken = False
-            finally:
-                if not waiter.done() or waiter.cancelled():  # timed out or cancelled: not popped
-                    waiter.cancel()
-                    with contextlib.suppress(ValueError):
-                        self._waiters.remove(waiter)
+            if self.healthy_count() == 0:
+                down_since = now if down_since is None else down_since
+                give_up = down_since + self.config.no_backend_wait_s - now
+                if give_up <= 0:
+                    raise NoHealthyBackend(
+                        f"no healthy backend for {self.config.no_backend_wait_s:g}s",
+                        retry_after_s=self.config.circuit_open_s,
+                    )
+                remaining = min(remaining, give_up)
+            else:
+                down_since = None
+            woken = await self._wait(min(remaining, 1.0), woken)
+
+    async def _wait(self, timeout: float, first_in_line: bool) -> bool:
+        """Wait for a wake-up (True) or ``timeout`` (False) in the FIFO line of waiters."""
+        waiter = asyncio.get_running_loop().create_future()
+        # A waiter that was woken but found no room keeps its place at the head of the line.
+        (self._waiters.appendleft if first_in_line else self._waiters.append)(waiter)
+        try:
+            # The periodic re-check is a safety net; releases and health changes wake us.
+            await asyncio.wait_for(waiter, timeout=timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if not waiter.done() or waiter.cancelled():  # timed out or cancelled: not popped
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
 
     def _wake(self, count: int | None = None) -> None:
         """Wake the ``count`` oldest waiters (all when None); each re-checks for room."""

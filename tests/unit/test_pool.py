@@ -119,3 +119,29 @@ def test_set_urls_keeps_known_state() -> None:
     p.set_urls(["http://b0", "http://b9"])
     assert [b.url for b in p.backends] == ["http://b0", "http://b9"]
     assert p.backends[0].served == 5 and not p.backends[1].healthy
+
+
+async def test_without_any_healthy_backend_work_fails_fast_not_at_the_deadline() -> None:
+    p = pool(2, no_backend_wait_s=0.1)
+    for b in p.backends:
+        b.healthy = False
+    t0 = time.monotonic()
+    with pytest.raises(NoHealthyBackend) as err:
+        async with p.lease(deadline=t0 + 60):
+            pass
+    assert time.monotonic() - t0 < 1.0
+    assert err.value.retry_after_s is not None
+
+
+async def test_waiting_work_proceeds_when_a_backend_returns_within_the_wait() -> None:
+    p = pool(1, no_backend_wait_s=5.0)
+    p.backends[0].healthy = False
+
+    async def comes_back() -> None:
+        await asyncio.sleep(0.05)
+        p.set_health(p.backends[0], True)
+
+    task = asyncio.create_task(comes_back())
+    async with p.lease(deadline=time.monotonic() + 60) as b:
+        assert b is p.backends[0]
+    await task
