@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any
 
@@ -26,8 +27,13 @@ router = APIRouter()
 Authorized = Annotated[None, Depends(require_api_key)]
 
 # Item error codes that mean "the service could not do it now" rather than "this item is bad";
-# a single-item request reports them as the matching HTTP status so clients retry.
-_SERVICE_STATUS = {"no_healthy_backend": 503, "deadline_exceeded": 504}
+# a single-item request reports them as that HTTP status (with Retry-After) so clients retry.
+_SERVICE_STATUS = {
+    "no_healthy_backend": 503,
+    "backend_unavailable": 503,
+    "deadline_exceeded": 504,
+    "backend_timeout": 504,
+}
 
 _SCORE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -87,14 +93,19 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
         results = await ctx.scorer.score_many(parsed.entries, parsed.protocols, deadline)
     if parsed.batch:
         return json_response({"results": [r.model_dump(mode="json") for r in results]})
-    return _single(results[0])
+    return _single(results[0], ctx)
 
 
-def _single(result: ScoreResult) -> Response:
+def _retry_after(ctx: AppContext) -> str:
+    """Seconds until a retry may find a backend again: one health-check round, at least 1."""
+    return str(max(1, math.ceil(ctx.settings.health_interval_s)))
+
+
+def _single(result: ScoreResult, ctx: AppContext) -> Response:
     status = _SERVICE_STATUS.get(result.error.code, 200) if result.error else 200
     if status != 200 and result.error is not None:
         err = result.error.model_dump()
-        return json_response({"error": err}, status, {"Retry-After": "2"})
+        return json_response({"error": err}, status, {"Retry-After": _retry_after(ctx)})
     return json_response(result.model_dump(mode="json"))
 
 
@@ -145,7 +156,7 @@ async def ready(ctx: Ctx) -> Response:
     body = {"ready": healthy > 0, "healthy_backends": healthy, "backends": len(ctx.pool.backends)}
     if healthy:
         return json_response(body)
-    return json_response(body, 503, {"Retry-After": str(int(ctx.settings.health_interval_s) or 1)})
+    return json_response(body, 503, {"Retry-After": _retry_after(ctx)})
 
 
 @router.get("/backends", response_model=list[BackendInfo], summary="Backend health and load.")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from .engine import ChatReply, EngineClient, chat
-from .errors import BackendError, NoHealthyBackend, ServiceError
+from .errors import BackendError, BackendTimeout, DeadlineExceeded, NoHealthyBackend, ServiceError
 from .metrics import Metrics
 from .pool import BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
@@ -137,6 +137,8 @@ class Scorer:
         key = (item.source or item.image).digest
         tried: set[str] = set()
         for attempt in range(1, self.config.max_attempts + 1):
+            if time.monotonic() >= deadline:
+                raise DeadlineExceeded("the request deadline passed before the item was scored")
             try:
                 return await self.run_on_backend(bodies, key, frozenset(tried), deadline)
             except BackendError as exc:
@@ -157,12 +159,21 @@ class Scorer:
         """Lease one backend and run every body on it concurrently."""
         lease = self.pool.lease(weight=len(bodies), key=key, avoid=avoid, deadline=deadline)
         async with lease as b:
-            timeout = max(0.001, min(self.config.request_timeout_s, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            timeout = max(0.001, min(self.config.request_timeout_s, left))
             t = time.perf_counter()
             try:
                 replies = await gather_or_cancel(
                     [chat(self.client, b.url, body, timeout) for body in bodies.values()]
                 )
+            except BackendTimeout as exc:
+                if left < self.config.request_timeout_s:
+                    # The caller's budget ran out, not the backend's: no mark against it.
+                    raise DeadlineExceeded(
+                        f"request deadline passed while waiting on {b.url}"
+                    ) from None
+                self.pool.record_failure(b, exc)
+                raise
             except BackendError as exc:
                 self.pool.record_failure(b, exc)
                 raise
