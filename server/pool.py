@@ -27,6 +27,7 @@ from .errors import BackendUnavailable, DeadlineExceeded, NoHealthyBackend
 log = logging.getLogger("editjudge.pool")
 
 Clock = Callable[[], float]
+HEALTH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -225,9 +226,18 @@ async def health_loop(
     interval_s: float,
     on_healthy: Callable[[Backend], object] | None = None,
 ) -> None:
-    """Poll every backend's ``/health`` forever; call ``on_healthy`` when one becomes healthy."""
+    """Poll every backend's ``/health`` forever; call ``on_healthy`` when one becomes healthy.
+
+    The check's timeout does not shrink with the interval: a router busy enough to lag its own
+    event loop by a fraction of a second must not mistake that for its backends being down (a dead
+    engine still shows at once, as a refused connection). A round that fails unexpectedly is logged
+    and the loop goes on, since a dead loop would never bring a backend back.
+    """
     while True:
-        await check_all(pool, client, timeout=min(interval_s, 5.0), on_healthy=on_healthy)
+        try:
+            await check_all(pool, client, timeout=HEALTH_TIMEOUT_S, on_healthy=on_healthy)
+        except Exception:
+            log.exception("health check round failed; next round in %gs", interval_s)
         await asyncio.sleep(interval_s)
 
 

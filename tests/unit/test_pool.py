@@ -6,7 +6,7 @@ import time
 import pytest
 
 from server.errors import BackendTimeout, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
-from server.pool import BackendPool, PoolConfig
+from server.pool import BackendPool, PoolConfig, health_loop
 
 
 class Clock:
@@ -145,3 +145,27 @@ async def test_waiting_work_proceeds_when_a_backend_returns_within_the_wait() ->
     async with p.lease(deadline=time.monotonic() + 60) as b:
         assert b is p.backends[0]
     await task
+
+
+async def test_health_loop_survives_a_failing_round_and_brings_a_backend_back() -> None:
+    p = pool(1)
+    p.backends[0].healthy = False  # e.g. marked down by a refused connection
+    calls = 0
+
+    class FlakyClient:
+        async def get_ok(self, url: str, timeout: float) -> bool:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("unexpected")
+            return True
+
+    task = asyncio.create_task(health_loop(p, FlakyClient(), 0.01))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            if p.backends[0].healthy:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert p.backends[0].healthy and calls >= 2
