@@ -1,7 +1,9 @@
 """Router-wide backpressure: a budget of admitted items and image bytes.
 
 Work beyond the budget is refused at once with 429 and a ``Retry-After`` hint instead of being
-queued without bound; a refused request costs nothing but its body.
+queued without bound. A request first holds its declared body size while the body is read and
+parsed, so a flood of large requests against a full budget is refused before any body is read;
+then it holds its items and image bytes until it is answered.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Budget:
         A single request larger than the whole budget is still admitted when nothing else is,
         so the limits bound concurrency without making large valid batches impossible.
         """
-        idle = self.items == 0
+        idle = self.items == 0 and self.bytes == 0
         if not idle and (
             self.items + items > self.max_items or self.bytes + image_bytes > self.max_bytes
         ):

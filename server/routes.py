@@ -84,7 +84,8 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Returns a result object for a single item, or ``{"results": [...]}`` for a batch."""
     started = time.monotonic()
     deadline = started + ctx.settings.request_deadline_s
-    parsed = await _parse(request, ctx)
+    with ctx.budget.admit(0, _body_reservation(request, ctx)):
+        parsed = await _parse(request, ctx)
     if ctx.pool.healthy_count() == 0:
         raise NoHealthyBackend(
             "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
@@ -94,6 +95,12 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
     if parsed.batch:
         return json_response({"results": [r.model_dump(mode="json") for r in results]})
     return _single(results[0], ctx)
+
+
+def _body_reservation(request: Request, ctx: AppContext) -> int:
+    """Bytes to hold while the body is read: its declared length, else the most it may be."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else ctx.settings.max_body_bytes
 
 
 def _retry_after(ctx: AppContext) -> str:
