@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .auth import require_api_key
@@ -19,9 +20,9 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from .intake import Parsed, image_from_bytes, load_json, parse_json_request
+from .intake import Parsed, image_from_bytes, load_json, parse_json_request, validate
 from .protocols import Item
-from .schemas import BackendInfo, ErrorResponse, InfoResponse, ScoreResult
+from .schemas import BackendInfo, ErrorResponse, InfoResponse, ScoreItem, ScoreResult
 
 router = APIRouter()
 Authorized = Annotated[None, Depends(require_api_key)]
@@ -130,7 +131,11 @@ async def _parse(request: Request, ctx: AppContext) -> Parsed:
 
 async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
     limit = ctx.settings.max_body_bytes
-    async with request.form(max_files=2, max_fields=8, max_part_size=limit) as form:
+    try:
+        form = await request.form(max_files=2, max_fields=8, max_part_size=limit)
+    except StarletteHTTPException as exc:  # Starlette's answer to a broken multipart body
+        raise InvalidRequest(f"malformed multipart body: {exc.detail}") from None
+    try:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
         unknown = set(form.keys()) - {"image", "source_image", "instruction", "id", "protocol"}
@@ -141,11 +146,16 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
         instruction = fields.get("instruction", "").strip()
         if not instruction:
             raise InvalidRequest("multipart requests need a non-empty field 'instruction'")
+        # The same field rules (lengths) as a JSON item; the image is checked below, as a file.
+        meta = {k: fields[k] for k in ("id", "protocol") if k in fields}
+        validate(ScoreItem, {"image": "file", "instruction": instruction, **meta})
         image = image_from_bytes(await files["image"].read(), ctx.limits, "image")
         source = None
         if "source_image" in files:
             data = await files["source_image"].read()
             source = image_from_bytes(data, ctx.limits, "source_image")
+    finally:
+        await form.close()
     protocol = ctx.protocols.get(fields.get("protocol"))
     item = Item(instruction, image, source, fields.get("id"))
     size = len(image.data) + (len(source.data) if source else 0)

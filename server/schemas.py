@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Status = Literal["ok", "error"]
 
@@ -34,7 +34,14 @@ class ScoreItem(BaseModel):
     source_image: str | None = Field(None, description="Source image: base64 or data URL.")
     instruction: str = Field(..., min_length=1, max_length=8192)
     id: str | None = Field(None, max_length=512)
-    protocol: str | None = None
+    protocol: str | None = Field(None, max_length=64)
+
+    @field_validator("instruction")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("instruction must not be blank")
+        return value
 
 
 class BatchRequest(BaseModel):
@@ -43,7 +50,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[Any] = Field(..., min_length=1)
-    protocol: str | None = None
+    protocol: str | None = Field(None, max_length=64)
 
 
 class GroupRequest(BaseModel):
@@ -55,7 +62,7 @@ class GroupRequest(BaseModel):
     instruction: str = Field(..., min_length=1, max_length=8192)
     images: list[str] = Field(..., min_length=1)
     ids: list[str] | None = None
-    protocol: str | None = None
+    protocol: str | None = Field(None, max_length=64)
 
 
 class Fingerprint(BaseModel):
