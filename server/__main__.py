@@ -32,6 +32,16 @@ def run(settings: Settings) -> None:
     )
 
 
+def describe_config_error(exc: ValidationError) -> str:
+    """The problems, without the offending values: those may include API keys."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = "_".join(str(p) for p in err["loc"]).upper()
+        where = f"EDITJUDGE_{field}" if field else "settings"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m server`` and ``editjudge router``; configuration is env-only."""
     if argv and argv[0] in ("-h", "--help"):
@@ -43,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        sys.stderr.write(f"editjudge: invalid configuration:\n{exc}\n")
+        sys.stderr.write(f"editjudge: invalid configuration:\n{describe_config_error(exc)}\n")
         return 2
     run(settings)
     return 0

@@ -19,7 +19,7 @@ from .config import Settings
 from .context import AppContext
 from .discovery import Change, Discovery, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
-from .errors import EditJudgeError, ServiceError
+from .errors import EditJudgeError, ServiceError, Unauthorized
 from .images import ImageLimits
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
@@ -173,6 +173,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EditJudgeError)
     async def _editjudge(request: Request, exc: EditJudgeError) -> Response:
         headers = {}
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
         if isinstance(exc, ServiceError):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
             ctx: AppContext | None = getattr(request.app.state, "ctx", None)

@@ -1,12 +1,14 @@
 """Bearer-token authentication for the scoring routes.
 
 Keys are compared with :func:`hmac.compare_digest` against every configured key (no early exit on
-the first match), so timing reveals neither which key matched nor how much of a guess was right.
+the first match), as SHA-256 digests, so timing reveals neither which key matched, nor how much of a
+guess was right, nor a key's length.
 Keys never reach logs: they are ``SecretStr`` in the settings and are not echoed in errors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import Request
@@ -16,10 +18,11 @@ from .errors import Unauthorized
 
 
 def key_matches(presented: str, keys: list[bytes]) -> bool:
-    candidate = presented.encode()
+    # Fixed-length digests: compare_digest's time then depends on neither content nor length.
+    candidate = hashlib.sha256(presented.encode()).digest()
     matched = False
     for key in keys:
-        matched |= hmac.compare_digest(candidate, key)
+        matched |= hmac.compare_digest(candidate, hashlib.sha256(key).digest())
     return matched
 
 

@@ -166,7 +166,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _load_keys_file(self) -> Settings:
         if self.api_keys_file is not None:
-            lines = self.api_keys_file.read_text().splitlines()
+            try:
+                lines = self.api_keys_file.read_text().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read EDITJUDGE_API_KEYS_FILE: {exc}") from None
             keys = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
             if not keys:
                 # A key file was configured, so authentication was meant: an empty one (e.g. the

@@ -17,7 +17,6 @@ from .context import AppContext, Ctx
 from .errors import (
     InvalidRequest,
     NoHealthyBackend,
-    Unauthorized,
     UnsupportedMediaType,
 )
 from .intake import Parsed, image_from_bytes, load_json, parse_json_request, validate
@@ -219,8 +218,5 @@ async def info(ctx: Ctx) -> InfoResponse:
 @router.get("/metrics", summary="Prometheus metrics.", response_class=Response)
 async def metrics(request: Request, ctx: Ctx) -> Response:
     if ctx.settings.protect_metrics:
-        try:
-            await require_api_key(request, ctx)
-        except Unauthorized as exc:
-            return json_response({"error": exc.to_dict()}, exc.status)
+        await require_api_key(request, ctx)
     return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
