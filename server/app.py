@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +26,7 @@ from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
 from .protocols import ProtocolRegistry, Sampling, ScoringProtocol, VIEScore
-from .routes import json_response, router
+from .routes import json_response, openapi_components, router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 
 log = logging.getLogger("editjudge")
@@ -130,6 +131,7 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
     app.include_router(router)
+    _complete_openapi(app)
     _install_error_handlers(app)
     routes = {getattr(r, "path", "") for r in router.routes}
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -167,6 +169,19 @@ def _discovery(
     return from_settings(
         settings, ctx.pool, resolver=resolver, on_change=on_change, metrics=ctx.metrics
     )
+
+
+def _complete_openapi(app: FastAPI) -> None:
+    """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {})
+            schema["components"]["schemas"].update(openapi_components())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,7 +23,15 @@ from .errors import (
 )
 from .intake import Parsed, image_from_bytes, load_json, parse_json_request, validate
 from .protocols import Item
-from .schemas import BackendInfo, ErrorResponse, InfoResponse, ScoreItem, ScoreResult
+from .schemas import (
+    BackendInfo,
+    BatchRequest,
+    BatchResponse,
+    ErrorResponse,
+    InfoResponse,
+    ScoreItem,
+    ScoreResult,
+)
 
 router = APIRouter()
 Authorized = Annotated[None, Depends(require_api_key)]
@@ -35,15 +45,16 @@ _SERVICE_STATUS = {
     "backend_timeout": 504,
 }
 
-_SCORE_BODY: dict[str, Any] = {
+_REF = "#/components/schemas/{model}"
+_SCORE_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/ScoreItem"},
-                        {"$ref": "#/components/schemas/BatchRequest"},
+                        {"$ref": _REF.format(model="ScoreItem")},
+                        {"$ref": _REF.format(model="BatchRequest")},
                     ]
                 }
             },
@@ -54,15 +65,49 @@ _SCORE_BODY: dict[str, Any] = {
                     "properties": {
                         "image": {"type": "string", "format": "binary"},
                         "source_image": {"type": "string", "format": "binary"},
-                        "instruction": {"type": "string"},
-                        "id": {"type": "string"},
-                        "protocol": {"type": "string"},
+                        "instruction": {"type": "string", "minLength": 1, "maxLength": 8192},
+                        "id": {"type": "string", "maxLength": 512},
+                        "protocol": {"type": "string", "maxLength": 64},
                     },
                 }
             },
         },
-    }
+    },
+    "responses": {
+        "200": {
+            "description": "A result for a single item, or results in request order for a batch.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": _REF.format(model="ScoreResult")},
+                            {"$ref": _REF.format(model="BatchResponse")},
+                        ]
+                    }
+                }
+            },
+        }
+    },
 }
+
+
+def openapi_components() -> dict[str, Any]:
+    """Schemas that the hand-written ``/score`` body and response above refer to.
+
+    The handler parses its body itself (JSON or multipart), so FastAPI cannot see these models;
+    the app adds them to its OpenAPI document.
+    """
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (ScoreItem, "validation"),
+        (BatchRequest, "validation"),
+        (ScoreResult, "serialization"),  # as sent: fields with defaults are always present
+        (BatchResponse, "serialization"),
+    ]
+    _, top = models_json_schema(models, ref_template=_REF)
+    defs: dict[str, Any] = top["$defs"]
+    return defs
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422, 429, 503, 504)
 }
@@ -76,7 +121,7 @@ def json_response(
 
 @router.post(
     "/score",
-    openapi_extra=_SCORE_BODY,
+    openapi_extra=_SCORE_OPENAPI,
     responses=_ERRORS,
     summary="Score one edit (JSON or multipart) or a batch (JSON with 'items').",
 )
