@@ -5,9 +5,10 @@ way vLLM does. Replies honour the request's ``structured_outputs`` (a JSON schem
 gets integers in range; a ``choice`` gets one of its options, with ``top_logprobs`` when asked),
 after a configurable latency. Fault injection: ``status`` (answer every completion with that HTTP
 status), ``healthy`` (``/health`` answers 503 when false), ``hang`` (never answer), ``reply`` (a
-function that writes the completion text). Run one with ``python -m server.fake_engine``; with
-``--request-log PATH`` it appends one JSON line per completion received and per completion answered,
-so a test can count engine-side work even after the process is ``kill -9``-ed.
+function that writes the completion text), ``raw_reply`` (a 200 that is not a chat completion).
+Run one with ``python -m server.fake_engine``; with ``--request-log PATH`` it appends one JSON line
+per completion received and per completion answered, so a test can count engine-side work even
+after the process is ``kill -9``-ed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FakeEngine:
     requests: list[dict[str, Any]] = field(default_factory=list)
     keep_requests: bool = True
     request_log: IO[str] | None = None
+    raw_reply: bytes | None = None  # answer completions with these bytes (HTTP 200), not JSON
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -75,6 +77,8 @@ class FakeEngine:
             await asyncio.sleep(self.latency_s)
         if self.status != 200:
             return web.Response(status=self.status, text='{"error": "injected"}')
+        if self.raw_reply is not None:
+            return web.Response(body=self.raw_reply, content_type="text/html")
         self.served += 1
         self._log("done", body)
         return web.Response(
