@@ -87,7 +87,8 @@ async def test_kill9_one_engine_mid_batch_loses_and_duplicates_nothing(
     assert not next(b for b in backends if b["url"] == victim.url)["healthy"]
     assert 'editjudge_retries_total{code="backend_unavailable"}' in metrics
 
-    _check_engine_side_work(engines, logs, results, digests, victim)
+    retried = _check_engine_side_work(engines, logs, results, digests, victim)
+    print(f"kill -9: items per engine {dict(by_backend)}; calls redone elsewhere: {retried}")
 
 
 def _check_engine_side_work(
@@ -96,7 +97,7 @@ def _check_engine_side_work(
     results: list[dict[str, object]],
     digests: list[str],
     victim: Proc,
-) -> None:
+) -> int:
     """Each item's calls were answered by the engine its result names; any other work on an item
     is an attempt on the killed engine that never came back (a retry, not a duplicate)."""
     received = {e.url: collections.Counter[tuple[str, str]]() for e in engines}
@@ -119,6 +120,7 @@ def _check_engine_side_work(
                 else:
                     assert n == 0, (result["id"], call, "worked on by two live engines")
     assert retried > 0  # the kill did interrupt work in flight, which was redone elsewhere
+    return retried
 
 
 async def test_all_engines_down_then_back_without_restarting_the_router(procs: Procs) -> None:
@@ -174,6 +176,7 @@ async def test_all_engines_die_mid_batch_items_fail_fast_and_in_order(procs: Pro
     assert codes["ok"] > 0 and codes["no_healthy_backend"] > 0, codes
     assert set(codes) <= {"ok", "no_healthy_backend", "backend_unavailable"}, codes
     assert elapsed < 10, f"took {elapsed:.1f}s: items waited for the 600 s request deadline"
+    print(f"all engines killed mid-batch: {dict(codes)} in {elapsed:.1f}s")
 
 
 async def _poll(

@@ -50,6 +50,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_0(procs: Procs, tmp_
     assert router.popen.wait(10) == 0
     drained = time.monotonic() - t_term
     assert drained < 5, f"shutdown took {drained:.1f}s for a 2 s request"
+    print(f"SIGTERM: in-flight requests answered 200, exit 0, {drained:.2f}s after the signal")
     events = collections.Counter(orjson.loads(x)["event"] for x in log.read_text().splitlines())
     assert events == {"recv": 6, "done": 6}  # nothing was cut off or sent twice
 
