@@ -25,7 +25,15 @@ from .images import ImageLimits
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
-from .protocols import ProtocolRegistry, Sampling, ScoringProtocol, VIEScore
+from .protocols import (
+    ExpectedScore,
+    ProtocolRegistry,
+    Sampling,
+    ScoringProtocol,
+    VIEScore,
+    imgedit,
+    load_templates,
+)
 from .routes import json_response, openapi_components, router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 
@@ -33,8 +41,16 @@ log = logging.getLogger("editjudge")
 
 
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
-    """The protocols this app serves."""
-    return [VIEScore(settings.max_reasoning_chars if settings.reasoning else 0)]
+    """The built-in protocols plus the custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
+
+    Raises :class:`~server.protocols.TemplateError` when a template file cannot be used.
+    """
+    chars = settings.max_reasoning_chars if settings.reasoning else 0
+    builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), imgedit(chars)]
+    if settings.templates_dir is None:
+        return builtin
+    custom = load_templates(settings.templates_dir, {p.name for p in builtin}, chars)
+    return [*builtin, *custom]
 
 
 def build_context(settings: Settings, client: EngineClient) -> AppContext:
