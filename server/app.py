@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .admission import Budget
+from .cache import make_cache
 from .config import Settings
 from .context import AppContext
 from .discovery import Change, Discovery, Resolver, from_settings
@@ -79,11 +80,17 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
         max_attempts=settings.max_attempts,
         image_policy=image_policy,
     )
+    cache = make_cache(
+        settings.score_cache,
+        settings.score_cache_path,
+        settings.score_cache_max_items,
+        on_hit=metrics.cache_hits.inc,
+    )
     return AppContext(
         settings=settings,
         pool=pool,
         client=client,
-        scorer=Scorer(pool, client, config, metrics, info),
+        scorer=Scorer(pool, client, config, metrics, info, cache=cache),
         protocols=ProtocolRegistry(build_protocols(settings), settings.protocol),
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
@@ -139,6 +146,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
+            if ctx.scorer.cache is not None:
+                ctx.scorer.cache.close()
 
     app = FastAPI(
         title="editjudge",
