@@ -36,6 +36,7 @@ from .protocols import (
     load_templates,
 )
 from .routes import json_response, openapi_components, router
+from .routes_group import router as group_router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 
 log = logging.getLogger("editjudge")
@@ -156,9 +157,10 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
     app.include_router(router)
+    app.include_router(group_router)
     _complete_openapi(app)
     _install_error_handlers(app)
-    routes = {getattr(r, "path", "") for r in router.routes}
+    routes = {getattr(r, "path", "") for rt in (router, group_router) for r in rt.routes}
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

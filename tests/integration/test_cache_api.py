@@ -1,11 +1,11 @@
-"""The score cache through the app: hits, single-flight, SQLite across restarts."""
+"""The score cache through the app: hits, single-flight, SQLite across restarts, groups."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from tests.helpers import fake_engines, item, router
+from tests.helpers import data_url, fake_engines, image_bytes, item, router
 
 
 async def test_cache_is_off_by_default() -> None:
@@ -76,3 +76,27 @@ async def test_sqlite_cache_survives_a_restart(tmp_path: Path) -> None:
             again = (await client.post("/score", json=item(5))).json()
         assert again["cache_hit"] is True and again["score"] == first["score"]
         assert len(engines[0][0].requests) == 2
+
+
+async def test_group_uses_the_cache_and_skips_priming_when_all_hit() -> None:
+    body = {
+        "source_image": data_url(image_bytes((9, 9, 9))),
+        "instruction": "make it red",
+        "images": [data_url(image_bytes((i * 40, 0, 0))) for i in range(3)],
+    }
+    async with (
+        fake_engines(1) as engines,
+        router([u for _, u in engines], score_cache="memory") as client,
+    ):
+        engine = engines[0][0]
+        first = (await client.post("/score/group", json=body)).json()
+        assert len(engine.requests) == 1 + 3 * 2
+        again = (await client.post("/score/group", json=body)).json()
+        assert len(engine.requests) == 1 + 3 * 2
+        assert all(r["cache_hit"] for r in again["results"])
+        assert [r["rank"] for r in again["results"]] == [r["rank"] for r in first["results"]]
+        assert again["backend"] is None and again["prompt_tokens"] is None
+        # a group item is the same work as a /score item with that source and instruction
+        single = {"image": body["images"][0], "source_image": body["source_image"]}
+        res = (await client.post("/score", json={**single, "instruction": "make it red"})).json()
+        assert res["cache_hit"] is True
