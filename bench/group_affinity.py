@@ -27,7 +27,7 @@ Engines are started beforehand, one per GPU, for example (dummy Qwen2.5-VL-7B, s
 
 then, from the repository root::
 
-    python3 bench/group_affinity.py --engines http://127.0.0.1:8001,http://127.0.0.1:8002 \\
+    python3 bench/group_affinity.py --engines http://127.0.0.1:8001 http://127.0.0.1:8002 \\
       --out bench/results/group_affinity-2xH100.json
 
 By default the script starts one router per policy (``python -m server`` from this checkout, on a
@@ -376,7 +376,9 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--engines", default="", help="comma-separated vLLM base URLs (one per GPU)")
+    p.add_argument(
+        "--engines", nargs="+", default=[], help="vLLM base URLs, one per GPU (spaces or commas)"
+    )
     p.add_argument("--router", help="use this running router instead of starting one per policy")
     p.add_argument("--groups", type=int, default=64, help="groups per setup (default 64)")
     p.add_argument("--k", type=int, default=8, help="candidates per group (default 8)")
@@ -399,7 +401,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     args = p.parse_args(argv)
-    args.engine_list = [u.strip().rstrip("/") for u in args.engines.split(",") if u.strip()]
+    urls = [u for arg in args.engines for u in arg.split(",")]
+    args.engine_list = [u.strip().rstrip("/") for u in urls if u.strip()]
     if not args.engine_list and not args.router:
         p.error("give --engines (and/or --router)")
     return args

@@ -74,7 +74,8 @@ def test_bench_measures_four_setups_and_writes_json(
 ) -> None:
     bench = load_bench()
     out = tmp_path / "results" / "ga.json"
-    argv = ["--engines", ",".join(fake_engine_processes), "--groups", "4", "--k", "3"]
+    # the form bench/gpu_bench.py uses: one argument per engine URL
+    argv = ["--engines", *fake_engine_processes, "--groups", "4", "--k", "3"]
     assert bench.main([*argv, "--size", "64", "--out", str(out), "--commit", "test"]) == 0
     data = json.loads(out.read_text())
     assert data["meta"]["commit"] == "test" and data["meta"]["engines"] == 2
@@ -90,6 +91,11 @@ def test_bench_measures_four_setups_and_writes_json(
         assert s["items_per_s"] > 0 and sum(s["per_engine_items"].values()) == 12
     assert setups[("group", "affinity")]["group_locality"] == 1.0
     assert "group: affinity / least_outstanding" in data["ratios"]
+
+
+def test_engine_urls_may_be_comma_separated() -> None:
+    args = load_bench().parse_args(["--engines", "a:1,b:2/", "c:3", "--out", "x.json"])
+    assert args.engine_list == ["a:1", "b:2", "c:3"]
 
 
 def test_bench_table_renders_missing_values() -> None:
