@@ -55,6 +55,14 @@ def build_protocols(settings: Settings) -> list[ScoringProtocol]:
     return [*builtin, *custom]
 
 
+def check_protocols(settings: Settings) -> None:
+    """Build the protocol registry once, so a broken template stops start-up before serving.
+
+    Raises :class:`~server.protocols.TemplateError` or ``ValueError`` (unknown default protocol).
+    """
+    ProtocolRegistry(build_protocols(settings), settings.protocol)
+
+
 def build_context(settings: Settings, client: EngineClient) -> AppContext:
     """Wire the long-lived objects together (no I/O)."""
     pool = BackendPool(

@@ -87,10 +87,12 @@ async def test_custom_template_is_served_by_name(tmp_path: Path) -> None:
         assert body["messages"][0]["content"][0]["text"] == "Judge make object 0 blue:"
 
 
-def start_router(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def start_router(
+    env: dict[str, str], command: tuple[str, ...] = ("-m", "server")
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
     return subprocess.run(
-        [sys.executable, "-m", "server"],
+        [sys.executable, *command],
         env={**clean, "EDITJUDGE_BACKENDS": "http://127.0.0.1:9", "EDITJUDGE_PORT": "9", **env},
         capture_output=True,
         text=True,
@@ -105,6 +107,17 @@ def test_router_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "broken.toml" in proc.stderr and "unknown placeholder {edited}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_launcher_refuses_a_broken_template_before_starting_engines(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text("type = 'expected'\nprompt = 'no image'")
+    marker = tmp_path / "engine-started"
+    command = ("-m", "server.launcher", "--gpus", "0", "--model", "m", "--no-pin")
+    command += ("--vllm-cmd", f"touch {marker}")
+    proc = start_router({"EDITJUDGE_TEMPLATES_DIR": str(tmp_path)}, command)
+    assert proc.returncode == 2, proc.stderr
+    assert "broken.toml" in proc.stderr and "{image}" in proc.stderr
+    assert not marker.exists()
 
 
 def test_router_refuses_an_unknown_default_protocol(tmp_path: Path) -> None:
