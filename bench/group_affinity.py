@@ -40,17 +40,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import io
 import json
 import os
 import platform
-import random
-import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -59,160 +54,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-JSON = {"content-type": "application/json"}
-POLICIES = ("least_outstanding", "affinity")
-ROUTES = ("group", "batch")
+if str(ROOT) not in sys.path:  # run as a script: python3 bench/group_affinity.py
+    sys.path.insert(0, str(ROOT))
 
-
-def jpeg(seed: int, size: int = 512) -> str:
-    """A unique JPEG (solid colour plus noise, as in load.py) as a data URL."""
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (size, size), tuple(rnd.randrange(256) for _ in range(3)))
-    px = im.load()
-    for _ in range(3000):
-        px[rnd.randrange(size), rnd.randrange(size)] = tuple(rnd.randrange(256) for _ in range(3))
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def workload(groups: int, k: int, seed: int, size: int) -> list[dict[str, Any]]:
-    """``groups`` groups of ``k`` candidates; ``seed`` keeps setups apart."""
-    out = []
-    for g in range(groups):
-        base = seed + g * (k + 1)
-        out.append(
-            {
-                "source_image": jpeg(base, size),
-                "instruction": f"Instruction {g}: make the sky purple and add a red kite.",
-                "images": [jpeg(base + 1 + c, size) for c in range(k)],
-                "ids": [f"g{g}-c{c}" for c in range(k)],
-            }
-        )
-    return out
-
-
-def request_body(group: dict[str, Any], route: str, protocol: str) -> bytes:
-    if route == "group":
-        return json.dumps({**group, "protocol": protocol}).encode()
-    items = [
-        {
-            "id": i,
-            "image": img,
-            "source_image": group["source_image"],
-            "instruction": group["instruction"],
-        }
-        for i, img in zip(group["ids"], group["images"], strict=True)
-    ]
-    return json.dumps({"items": items, "protocol": protocol}).encode()
-
-
-async def drive(url: str, route: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
-    """Closed loop: ``concurrency`` requests in flight until every body has been sent."""
-    path = "/score/group" if route == "group" else "/score"
-    latencies: list[float] = []
-    groups: list[list[dict[str, Any]]] = []
-    reported = {"prompt_tokens": 0, "cached_prompt_tokens": 0}
-    failures: list[str] = []
-    queue = list(reversed(bodies))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-
-        async def worker() -> None:
-            while queue:
-                body = queue.pop()
-                t = time.perf_counter()
-                try:
-                    r = await client.post(path, content=body, headers=JSON)
-                except httpx.HTTPError as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                latencies.append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    failures.append(f"HTTP {r.status_code}: {r.text[:200]}")
-                    continue
-                data = r.json()
-                groups.append(data["results"])
-                for key in reported:
-                    reported[key] += data.get(key) or 0
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - t0
-    return {
-        "seconds": seconds,
-        "latencies": latencies,
-        "groups": groups,
-        "reported": reported,
-        "failures": failures,
-    }
-
-
-def engine_counters(engines: list[str]) -> dict[str, float] | None:
-    """Sum of vLLM's prefix-cache query/hit and prompt-token counters over ``engines``."""
-    names = {
-        "queries": r"prefix_cache_queries_total",
-        "hits": r"prefix_cache_hits_total",
-        "prompt": r"prompt_tokens_total",
-    }
-    totals = dict.fromkeys(names, 0.0)
-    found = False
-    for url in engines:
-        try:
-            text = httpx.get(f"{url}/metrics", timeout=10).text
-        except httpx.HTTPError:
-            return None
-        for line in text.splitlines():
-            if line.startswith("#") or "external" in line:
-                continue
-            for key, suffix in names.items():
-                match = re.match(
-                    rf"^vllm:(?:gpu_)?{suffix}(?:\{{[^}}]*\}})?\s+([0-9.eE+-]+)$", line
-                )
-                if match:
-                    totals[key] += float(match.group(1))
-                    found = True
-    return totals if found else None
-
-
-def summarize(
-    route: str, policy: str, k: int, run: dict[str, Any], before: Any, after: Any
-) -> dict[str, Any]:
-    results = [r for group in run["groups"] for r in group]
-    ok = [r for r in results if r["status"] == "ok"]
-    lat = sorted(run["latencies"])
-    per_engine: dict[str, int] = {}
-    for r in ok:
-        per_engine[r["backend"]] = per_engine.get(r["backend"], 0) + 1
-    local = [len({r["backend"] for r in g if r["status"] == "ok"}) == 1 for g in run["groups"]]
-    row: dict[str, Any] = {
-        "route": route,
-        "policy": policy,
-        "items": len(results),
-        "ok": len(ok),
-        "errors": len(results) - len(ok) + k * len(run["failures"]),
-        "seconds": round(run["seconds"], 3),
-        "items_per_s": round(len(ok) / run["seconds"], 2) if run["seconds"] else None,
-        "p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
-        "p99_ms": round(1000 * lat[max(0, int(len(lat) * 0.99) - 1)], 1) if lat else None,
-        "cached_tokens_router": sum(r.get("cached_prompt_tokens") or 0 for r in ok),
-        "group_locality": round(sum(local) / len(local), 3) if local else None,
-        "per_engine_items": per_engine,
-        "failures": run["failures"][:5],
-    }
-    if before and after:
-        queries, hits = after["queries"] - before["queries"], after["hits"] - before["hits"]
-        row["prompt_tokens_engine"] = int(after["prompt"] - before["prompt"])
-        row["cached_ratio_engine"] = round(hits / queries, 4) if queries else None
-    else:
-        row["prompt_tokens_engine"] = row["cached_ratio_engine"] = None
-    if route == "group" and run["reported"]["prompt_tokens"]:
-        rep = run["reported"]
-        row["cached_ratio_router"] = round(rep["cached_prompt_tokens"] / rep["prompt_tokens"], 4)
-    return row
+from bench.group_load import (  # noqa: E402
+    HEADER,
+    POLICIES,
+    ROUTES,
+    drive,
+    engine_counters,
+    format_row,
+    ratios,
+    request_body,
+    summarize,
+    workload,
+)
 
 
 def free_port() -> int:
@@ -221,46 +79,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def router_env(engines: list[str], policy: str, port: int, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
+    return {
+        **env,
+        "PYTHONPATH": str(ROOT),
+        "EDITJUDGE_BACKENDS": ",".join(engines),
+        "EDITJUDGE_HOST": "127.0.0.1",
+        "EDITJUDGE_PORT": str(port),
+        "EDITJUDGE_ROUTING_POLICY": policy,
+        # dummy weights write junk reasoning up to its length limit: measure scoring, not that
+        "EDITJUDGE_REASONING": "false",
+        "EDITJUDGE_HEALTH_INTERVAL_S": "1",
+        "EDITJUDGE_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
 @contextlib.contextmanager
-def router(engines: list[str], policy: str, extra_env: dict[str, str], log: Path) -> Iterator[str]:
+def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) -> Iterator[str]:
     """``python -m server`` from this checkout in front of ``engines``; yields its URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "EDITJUDGE_BACKENDS": ",".join(engines),
-            "EDITJUDGE_HOST": "127.0.0.1",
-            "EDITJUDGE_PORT": str(port),
-            "EDITJUDGE_ROUTING_POLICY": policy,
-            "EDITJUDGE_REASONING": "false",
-            "EDITJUDGE_HEALTH_INTERVAL_S": "1",
-            "EDITJUDGE_LOG_LEVEL": "warning",
-            **extra_env,
-        }
-    )
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server"],
             cwd=ROOT,
-            env=env,
+            env=router_env(engines, policy, port, extra),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(
-                    f"router exited with {proc.returncode}; see {log}:\n{log.read_text()[-2000:]}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            raise SystemExit(f"router not ready after 120 s; see {log}")
+        wait_ready(url, proc, log)
         yield url
     finally:
         proc.terminate()
@@ -268,6 +118,19 @@ def router(engines: list[str], policy: str, extra_env: dict[str, str], log: Path
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"router exited with {proc.returncode}; see {log}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"router not ready after {timeout_s:.0f} s; see {log}")
 
 
 def card() -> str:
@@ -329,51 +192,6 @@ def measure(
     return rows
 
 
-# (title, key, format): the printed table; the JSON has every field
-COLUMNS = [
-    ("route", "route", "<6"),
-    ("policy", "policy", "<18"),
-    ("items/s", "items_per_s", ">8.2f"),
-    ("p50_ms", "p50_ms", ">8.0f"),
-    ("p99_ms", "p99_ms", ">8.0f"),
-    ("cached(engine)", "cached_ratio_engine", ">14.3f"),
-    ("cached(router)", "cached_ratio_router", ">14.3f"),
-    ("locality", "group_locality", ">8.2f"),
-    ("errors", "errors", ">6"),
-]
-HEADER = " ".join(format(title, re.sub(r"\.\d+f$", "", spec)) for title, _, spec in COLUMNS)
-
-
-def format_row(row: dict[str, Any]) -> str:
-    cells = []
-    for _, key, spec in COLUMNS:
-        value = row.get(key)
-        width = re.sub(r"\.\d+f$", "", spec)
-        cells.append(format("-", width) if value is None else format(value, spec))
-    return " ".join(cells)
-
-
-def ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Throughput ratios between setups (means over repeats)."""
-    runs: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        if r["items_per_s"]:
-            runs.setdefault((r["route"], r["policy"]), []).append(r["items_per_s"])
-    by = {key: statistics.fmean(values) for key, values in runs.items()}
-    out = {}
-    for route in ROUTES:
-        if (route, "affinity") in by and (route, "least_outstanding") in by:
-            out[f"{route}: affinity / least_outstanding"] = round(
-                by[(route, "affinity")] / by[(route, "least_outstanding")], 3
-            )
-    for policy in POLICIES:
-        if ("group", policy) in by and ("batch", policy) in by:
-            out[f"{policy}: group / batch"] = round(
-                by[("group", policy)] / by[("batch", policy)], 3
-            )
-    return out
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -408,15 +226,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    engines: list[str] = args.engine_list
-    if args.router and not engines:
-        engines = [b["url"] for b in httpx.get(f"{args.router}/backends", timeout=10).json()]
-    args.concurrency = args.concurrency or 8 * len(engines)
-    extra = dict(kv.split("=", 1) for kv in args.router_env)
-    extra["EDITJUDGE_AFFINITY_EPSILON"] = str(args.epsilon)
-    meta = {
+def describe(args: argparse.Namespace, engines: list[str]) -> dict[str, Any]:
+    return {
         "card": card(),
         "commit": commit(args.commit),
         **engine_info(engines[0]),
@@ -431,30 +242,42 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    print(json.dumps(meta), flush=True)
-    print(HEADER, flush=True)
-    log = args.out.parent / f"{args.out.stem}.router.log"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def run_all(args: argparse.Namespace, engines: list[str], log: Path) -> list[dict[str, Any]]:
+    """Every setup, ``--repeats`` times; one router per policy unless ``--router`` is given."""
+    extra = dict(kv.split("=", 1) for kv in args.router_env)
+    extra["EDITJUDGE_AFFINITY_EPSILON"] = str(args.epsilon)
     rows: list[dict[str, Any]] = []
     for rep in range(args.repeats):
         for p, policy in enumerate(POLICIES):
-            seed = (rep * len(POLICIES) + p + 1) * 100_000_000
+            seed = (rep * len(POLICIES) + p + 1) * 100_000_000  # fresh images for every setup
             if args.router:
-                policy = (
-                    httpx.get(f"{args.router}/info", timeout=10).json().get("routing_policy", "?")
-                )
-                rows += [
-                    {**r, "repeat": rep} for r in measure(args.router, policy, engines, args, seed)
-                ]
+                info = httpx.get(f"{args.router}/info", timeout=10).json()
+                found = measure(args.router, info.get("routing_policy", "?"), engines, args, seed)
+                rows += [{**r, "repeat": rep} for r in found]
                 break
             with router(engines, policy, extra, log) as url:
                 rows += [{**r, "repeat": rep} for r in measure(url, policy, engines, args, seed)]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    engines: list[str] = args.engine_list
+    if args.router and not engines:
+        engines = [b["url"] for b in httpx.get(f"{args.router}/backends", timeout=10).json()]
+    args.concurrency = args.concurrency or 8 * len(engines)
+    meta = describe(args, engines)
+    print(json.dumps(meta), flush=True)
+    print(HEADER, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = run_all(args, engines, args.out.parent / f"{args.out.stem}.router.log")
     summary = ratios(rows)
     for name, value in summary.items():
         print(f"{name}: {value}")
-    args.out.write_text(
-        json.dumps({"meta": meta, "setups": rows, "ratios": summary}, indent=1) + "\n"
-    )
+    result = {"meta": meta, "setups": rows, "ratios": summary}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0 if any(r["ok"] for r in rows) else 1
 

@@ -89,12 +89,7 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
         max_attempts=settings.max_attempts,
         image_policy=image_policy,
     )
-    cache = make_cache(
-        settings.score_cache,
-        settings.score_cache_path,
-        settings.score_cache_max_items,
-        on_hit=metrics.cache_hits.inc,
-    )
+    cache = make_cache(settings, on_hit=metrics.cache_hits.inc)
     return AppContext(
         settings=settings,
         pool=pool,

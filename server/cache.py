@@ -27,6 +27,7 @@ from typing import Protocol
 
 import orjson
 
+from .config import Settings
 from .protocols import Item
 from .schemas import Fingerprint, ScoreResult
 
@@ -205,12 +206,11 @@ class ScoreCache:
         self.store.close()
 
 
-def make_cache(
-    kind: str, path: Path, max_items: int, on_hit: Callable[[], None] | None = None
-) -> ScoreCache | None:
+def make_cache(settings: Settings, on_hit: Callable[[], None] | None = None) -> ScoreCache | None:
     """The cache ``EDITJUDGE_SCORE_CACHE`` asks for, or None when it is off."""
-    if kind == "memory":
-        return ScoreCache(MemoryStore(max_items), on_hit)
-    if kind == "sqlite":
-        return ScoreCache(SqliteStore(path, max_items), on_hit)
+    if settings.score_cache == "memory":
+        return ScoreCache(MemoryStore(settings.score_cache_max_items), on_hit)
+    if settings.score_cache == "sqlite":
+        store = SqliteStore(settings.score_cache_path, settings.score_cache_max_items)
+        return ScoreCache(store, on_hit)
     return None

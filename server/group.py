@@ -124,13 +124,8 @@ class GroupScorer:
             model = await self.scorer.require_model()
         except ServiceError as exc:
             return {i: error_result(it.id, exc.code, exc.message) for i, it in pending.items()}
-        sampling, attempts = self.scorer.config.sampling, self.scorer.config.max_attempts
-        prefix = protocol.prefix(source, instruction)
-        prime = orjson.dumps(prefix.body(model, sampling)) if prefix is not None else None
-        bodies: Bodies = {
-            i: {c.name: orjson.dumps(c.body(model, sampling)) for c in protocol.calls(it)}
-            for i, it in pending.items()
-        }
+        prime, bodies = self._bodies(model, pending, protocol, source, instruction)
+        attempts = self.scorer.config.max_attempts
         tried: set[str] = set()
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
@@ -151,6 +146,24 @@ class GroupScorer:
             if not bodies:
                 break
         return out
+
+    def _bodies(
+        self,
+        model: str,
+        pending: Mapping[int, Item],
+        protocol: ScoringProtocol,
+        source: PreparedImage,
+        instruction: str,
+    ) -> tuple[bytes | None, Bodies]:
+        """The priming request (None if the protocol has no shared prefix) and every call."""
+        sampling = self.scorer.config.sampling
+        prefix = protocol.prefix(source, instruction)
+        prime = orjson.dumps(prefix.body(model, sampling)) if prefix is not None else None
+        bodies = {
+            i: {c.name: orjson.dumps(c.body(model, sampling)) for c in protocol.calls(it)}
+            for i, it in pending.items()
+        }
+        return prime, bodies
 
     def _absorb(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import socket
 import subprocess
@@ -11,22 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
+from bench import group_affinity, group_load
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "group_affinity", ROOT / "bench/group_affinity.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:
@@ -72,11 +62,10 @@ def fake_engine_processes() -> Iterator[list[str]]:
 def test_bench_measures_four_setups_and_writes_json(
     fake_engine_processes: list[str], tmp_path: Path
 ) -> None:
-    bench = load_bench()
     out = tmp_path / "results" / "ga.json"
     # the form bench/gpu_bench.py uses: one argument per engine URL
     argv = ["--engines", *fake_engine_processes, "--groups", "4", "--k", "3"]
-    assert bench.main([*argv, "--size", "64", "--out", str(out), "--commit", "test"]) == 0
+    assert group_affinity.main([*argv, "--size", "64", "--out", str(out), "--commit", "test"]) == 0
     data = json.loads(out.read_text())
     assert data["meta"]["commit"] == "test" and data["meta"]["engines"] == 2
     assert data["meta"]["model"] == "fake-judge"
@@ -94,13 +83,12 @@ def test_bench_measures_four_setups_and_writes_json(
 
 
 def test_engine_urls_may_be_comma_separated() -> None:
-    args = load_bench().parse_args(["--engines", "a:1,b:2/", "c:3", "--out", "x.json"])
+    args = group_affinity.parse_args(["--engines", "a:1,b:2/", "c:3", "--out", "x.json"])
     assert args.engine_list == ["a:1", "b:2", "c:3"]
 
 
 def test_bench_table_renders_missing_values() -> None:
-    bench = load_bench()
     row = {"route": "group", "policy": "affinity", "items_per_s": 1.5, "errors": 0}
-    line = bench.format_row(row)
+    line = group_load.format_row(row)
     assert line.split()[:3] == ["group", "affinity", "1.50"] and "-" in line
-    assert len(bench.HEADER.split()) == len(bench.COLUMNS)
+    assert len(group_load.HEADER.split()) == len(group_load.COLUMNS)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from server.cache import MemoryStore, ScoreCache, SqliteStore, make_cache
+from server.config import Settings
 from server.images import ImageLimits, prepare_image
 from server.protocols import Item
 from server.schemas import Fingerprint, ScoreResult
@@ -77,7 +78,8 @@ def test_sqlite_store_persists_and_trims(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_hits_are_marked_and_carry_the_callers_id(kind: str, tmp_path: Path) -> None:
     hits: list[int] = []
-    cache = make_cache(kind, tmp_path / "c.sqlite", 10, on_hit=lambda: hits.append(1))
+    settings = Settings(score_cache=kind, score_cache_path=tmp_path / "c.sqlite")
+    cache = make_cache(settings, on_hit=lambda: hits.append(1))
     assert cache is not None
     calls = 0
 
@@ -169,4 +171,4 @@ async def test_followers_share_an_error_result_without_a_hit() -> None:
 
 
 def test_make_cache_off() -> None:
-    assert make_cache("off", Path("x"), 10) is None
+    assert make_cache(Settings()) is None
