@@ -10,8 +10,9 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from .app import create_app
+from .app import check_protocols, create_app
 from .config import Settings
+from .protocols import TemplateError
 
 
 def run(settings: Settings) -> None:
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         sys.stderr.write(f"editjudge: invalid configuration:\n{describe_config_error(exc)}\n")
+        return 2
+    try:  # fail before serving: a broken template or unknown default protocol stops the router
+        check_protocols(settings)
+    except (TemplateError, ValueError) as exc:
+        sys.stderr.write(f"editjudge: cannot start: {exc}\n")
         return 2
     run(settings)
     return 0

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .admission import Budget
+from .cache import make_cache
 from .config import Settings
 from .context import AppContext
 from .discovery import Change, Discovery, Resolver, from_settings
@@ -25,16 +26,41 @@ from .images import ImageLimits
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
-from .protocols import ProtocolRegistry, Sampling, ScoringProtocol, VIEScore
+from .protocols import (
+    ExpectedScore,
+    ProtocolRegistry,
+    Sampling,
+    ScoringProtocol,
+    VIEScore,
+    imgedit,
+    load_templates,
+)
 from .routes import json_response, openapi_components, router
+from .routes_group import router as group_router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 
 log = logging.getLogger("editjudge")
 
 
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
-    """The protocols this app serves."""
-    return [VIEScore(settings.max_reasoning_chars if settings.reasoning else 0)]
+    """The built-in protocols plus the custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
+
+    Raises :class:`~server.protocols.TemplateError` when a template file cannot be used.
+    """
+    chars = settings.max_reasoning_chars if settings.reasoning else 0
+    builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), imgedit(chars)]
+    if settings.templates_dir is None:
+        return builtin
+    custom = load_templates(settings.templates_dir, {p.name for p in builtin}, chars)
+    return [*builtin, *custom]
+
+
+def check_protocols(settings: Settings) -> None:
+    """Build the protocol registry once, so a broken template stops start-up before serving.
+
+    Raises :class:`~server.protocols.TemplateError` or ``ValueError`` (unknown default protocol).
+    """
+    ProtocolRegistry(build_protocols(settings), settings.protocol)
 
 
 def build_context(settings: Settings, client: EngineClient) -> AppContext:
@@ -63,11 +89,12 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
         max_attempts=settings.max_attempts,
         image_policy=image_policy,
     )
+    cache = make_cache(settings, on_hit=metrics.cache_hits.inc)
     return AppContext(
         settings=settings,
         pool=pool,
         client=client,
-        scorer=Scorer(pool, client, config, metrics, info),
+        scorer=Scorer(pool, client, config, metrics, info, cache=cache),
         protocols=ProtocolRegistry(build_protocols(settings), settings.protocol),
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
@@ -123,6 +150,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
+            if ctx.scorer.cache is not None:
+                ctx.scorer.cache.close()
 
     app = FastAPI(
         title="editjudge",
@@ -131,9 +160,10 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
     app.include_router(router)
+    app.include_router(group_router)
     _complete_openapi(app)
     _install_error_handlers(app)
-    routes = {getattr(r, "path", "") for r in router.routes}
+    routes = {getattr(r, "path", "") for rt in (router, group_router) for r in rt.routes}
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -27,8 +27,9 @@ import httpx
 import uvicorn
 
 from . import placement
-from .app import create_app
+from .app import check_protocols, create_app
 from .config import Settings
+from .protocols import TemplateError
 
 log = logging.getLogger("editjudge.launcher")
 
@@ -293,6 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:  # before any engine starts: a broken template would only fail once they are up
+        check_protocols(Settings())
+    except (TemplateError, ValueError) as exc:
+        sys.stderr.write(f"editjudge serve: cannot start: {exc}\n")
+        return 2
     return asyncio.run(run(args))
 
 

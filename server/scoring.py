@@ -11,11 +11,12 @@ once, whatever happened to its attempts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -25,6 +26,9 @@ from .metrics import Metrics
 from .pool import BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
 from .schemas import ErrorInfo, Fingerprint, ScoreResult
+
+if TYPE_CHECKING:
+    from .cache import ScoreCache
 
 log = logging.getLogger("editjudge.scoring")
 T = TypeVar("T")
@@ -64,9 +68,11 @@ class Scorer:
         config: ScoringConfig,
         metrics: Metrics,
         info: EngineInfo,
+        cache: ScoreCache | None = None,
     ) -> None:
         self.pool, self.client, self.config = pool, client, config
         self.metrics, self.info = metrics, info
+        self.cache = cache
 
     def fingerprint(self, protocol: ScoringProtocol) -> Fingerprint:
         return Fingerprint(
@@ -96,19 +102,27 @@ class Scorer:
 
     async def score(self, item: Item, protocol: ScoringProtocol, deadline: float) -> ScoreResult:
         """Score one item; never raises for backend or judge trouble (those become error items)."""
+        if self.cache is not None and self.info.model is not None:
+            key = self.cache.key(self.fingerprint(protocol), item)
+            compute = functools.partial(self._score, item, protocol, deadline)
+            return await self.cache.get_or_compute(key, item.id, compute)
+        return await self._score(item, protocol, deadline)
+
+    async def _score(self, item: Item, protocol: ScoringProtocol, deadline: float) -> ScoreResult:
         t0 = time.perf_counter()
         try:
             attempt = await self._place(item, protocol, deadline)
         except (BackendError, ServiceError) as exc:
             result = error_result(item.id, exc.code, exc.message)
         else:
-            result = self._result(item, protocol, attempt)
+            result = self.result_of(item, protocol, attempt)
         result.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         result.fingerprint = self.fingerprint(protocol)
         self.metrics.items.labels(protocol.name, result.status).inc()
         return result
 
-    def _result(self, item: Item, protocol: ScoringProtocol, attempt: Attempt) -> ScoreResult:
+    def result_of(self, item: Item, protocol: ScoringProtocol, attempt: Attempt) -> ScoreResult:
+        """The result the protocol makes of an attempt's replies (an error item if unparseable)."""
         cached = _cached_tokens(attempt.replies.values())
         try:
             outcome = protocol.combine(item, attempt.replies)

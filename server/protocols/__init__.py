@@ -6,18 +6,26 @@ from collections.abc import Iterable
 
 from ..errors import UnknownProtocol
 from .base import Call, Item, Outcome, ParseFailure, Rejected, Sampling, ScoringProtocol
+from .expected import ExpectedScore
+from .loader import TemplateError, load_templates
+from .rubric import RubricProtocol, imgedit
 from .viescore import VIEScore
 
 __all__ = [
     "Call",
+    "ExpectedScore",
     "Item",
     "Outcome",
     "ParseFailure",
     "ProtocolRegistry",
     "Rejected",
+    "RubricProtocol",
     "Sampling",
     "ScoringProtocol",
+    "TemplateError",
     "VIEScore",
+    "imgedit",
+    "load_templates",
 ]
 
 
@@ -25,7 +33,11 @@ class ProtocolRegistry:
     """Protocols by name; unknown names raise :class:`server.errors.UnknownProtocol`."""
 
     def __init__(self, protocols: Iterable[ScoringProtocol], default: str) -> None:
-        self._by_name = {p.name: p for p in protocols}
+        self._by_name: dict[str, ScoringProtocol] = {}
+        for p in protocols:
+            if p.name in self._by_name:
+                raise ValueError(f"two protocols are named {p.name!r}")
+            self._by_name[p.name] = p
         if default not in self._by_name:
             raise ValueError(f"default protocol {default!r} is not one of {self.names()}")
         self.default = default

@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""GRPO-like groups through editjudge: /score/group vs /score, affinity vs least-outstanding.
+
+Workload (the shape of ../shared/gpu/load.py): groups of K candidate edits (default 8) that share a
+512x512 JPEG source image and an instruction; every candidate is a unique 512x512 JPEG. Each request
+carries one group, either as ``POST /score/group`` or as a ``POST /score`` batch of K items, with a
+fixed number of requests in flight (closed loop). Four setups run in one invocation:
+
+    route in {group, batch}  x  routing policy in {least_outstanding, affinity}
+
+Every setup uses its own images, so no setup profits from another's cache. For each setup the
+script reports throughput (items/s), request latency, the engines' prefix-cache hit ratio
+(vLLM's own prefix_cache_hits / prefix_cache_queries counters, in tokens, priming requests
+included), the cached prompt tokens the router reported, and group locality (the share of groups
+whose K candidates were all scored on one engine). It prints a table with the card name
+(nvidia-smi), the commit and vLLM's version, and writes everything as JSON to ``--out``.
+
+Engines are started beforehand, one per GPU, for example (dummy Qwen2.5-VL-7B, see
+../shared/gpu/README.md)::
+
+    CUDA_VISIBLE_DEVICES=0 VLLM_USE_FLASHINFER_SAMPLER=0 \\
+      python3 -m vllm.entrypoints.openai.api_server \\
+      --model /tmp/qwen25vl-7b --load-format dummy --served-model-name judge --port 8001 \\
+      --enable-prefix-caching --enable-prompt-tokens-details \\
+      --limit-mm-per-prompt '{"image": 2, "video": 0}' \\
+      --structured-outputs-config '{"backend": "xgrammar", "disable_any_whitespace": true}'
+
+then, from the repository root::
+
+    python3 bench/group_affinity.py --engines http://127.0.0.1:8001 http://127.0.0.1:8002 \\
+      --out bench/results/group_affinity-2xH100.json
+
+By default the script starts one router per policy (``python -m server`` from this checkout, on a
+free local port) with ``EDITJUDGE_REASONING=false``; ``--router URL`` uses a running router instead
+(then only its own policy is measured). Needs only the standard library, httpx and Pillow here, and
+the server package's dependencies for the router it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: python3 bench/group_affinity.py
+    sys.path.insert(0, str(ROOT))
+
+from bench.group_load import (  # noqa: E402
+    HEADER,
+    POLICIES,
+    ROUTES,
+    drive,
+    engine_counters,
+    format_row,
+    ratios,
+    request_body,
+    summarize,
+    workload,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def router_env(engines: list[str], policy: str, port: int, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
+    return {
+        **env,
+        "PYTHONPATH": str(ROOT),
+        "EDITJUDGE_BACKENDS": ",".join(engines),
+        "EDITJUDGE_HOST": "127.0.0.1",
+        "EDITJUDGE_PORT": str(port),
+        "EDITJUDGE_ROUTING_POLICY": policy,
+        # dummy weights write junk reasoning up to its length limit: measure scoring, not that
+        "EDITJUDGE_REASONING": "false",
+        "EDITJUDGE_HEALTH_INTERVAL_S": "1",
+        "EDITJUDGE_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) -> Iterator[str]:
+    """``python -m server`` from this checkout in front of ``engines``; yields its URL."""
+    port = free_port()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server"],
+            cwd=ROOT,
+            env=router_env(engines, policy, port, extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise SystemExit(f"router exited with {proc.returncode}; see {log}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise SystemExit(f"router not ready after {timeout_s:.0f} s; see {log}")
+
+
+def card() -> str:
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        )
+        names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
+        if names:
+            return f"{len(names)}x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
+    return f"no GPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def commit(override: str | None) -> str:
+    if override:
+        return override
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    if out.returncode == 0:
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    return os.environ.get("EDITJUDGE_COMMIT", "unknown")
+
+
+def engine_info(url: str) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+        info["model"] = httpx.get(f"{url}/v1/models", timeout=10).json()["data"][0]["id"]
+        info["vllm_version"] = httpx.get(f"{url}/version", timeout=10).json().get("version")
+    return info
+
+
+def measure(
+    url: str, policy: str, engines: list[str], args: argparse.Namespace, setup_seed: int
+) -> list[dict[str, Any]]:
+    """Warm up, then run both routes under one router; one row per route."""
+    warm = workload(max(2, len(engines)), args.k, seed=setup_seed, size=args.size)
+    for route in ROUTES:
+        asyncio.run(
+            drive(url, route, [request_body(g, route, args.protocol) for g in warm], len(warm))
+        )
+    rows = []
+    for r, route in enumerate(ROUTES):
+        groups = workload(
+            args.groups, args.k, seed=setup_seed + (r + 1) * 10_000_000, size=args.size
+        )
+        bodies = [request_body(g, route, args.protocol) for g in groups]
+        before = engine_counters(engines)
+        run = asyncio.run(drive(url, route, bodies, args.concurrency))
+        rows.append(summarize(route, policy, args.k, run, before, engine_counters(engines)))
+        print(format_row(rows[-1]), flush=True)
+    return rows
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--engines", nargs="+", default=[], help="vLLM base URLs, one per GPU (spaces or commas)"
+    )
+    p.add_argument("--router", help="use this running router instead of starting one per policy")
+    p.add_argument("--groups", type=int, default=64, help="groups per setup (default 64)")
+    p.add_argument("--k", type=int, default=8, help="candidates per group (default 8)")
+    p.add_argument(
+        "--concurrency", type=int, default=0, help="requests in flight (default 8 per engine)"
+    )
+    p.add_argument("--protocol", default="expected", help="scoring protocol (default expected)")
+    p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    p.add_argument("--epsilon", type=float, default=0.25, help="affinity bounded-load slack")
+    p.add_argument("--repeats", type=int, default=1, help="run all setups this many times")
+    p.add_argument(
+        "--router-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra EDITJUDGE_* for started routers",
+    )
+    p.add_argument(
+        "--commit", help="commit id to record (default: git rev-parse, else $EDITJUDGE_COMMIT)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
+    args = p.parse_args(argv)
+    urls = [u for arg in args.engines for u in arg.split(",")]
+    args.engine_list = [u.strip().rstrip("/") for u in urls if u.strip()]
+    if not args.engine_list and not args.router:
+        p.error("give --engines (and/or --router)")
+    return args
+
+
+def describe(args: argparse.Namespace, engines: list[str]) -> dict[str, Any]:
+    return {
+        "card": card(),
+        "commit": commit(args.commit),
+        **engine_info(engines[0]),
+        "engines": len(engines),
+        "k": args.k,
+        "groups_per_setup": args.groups,
+        "concurrency_requests": args.concurrency,
+        "protocol": args.protocol,
+        "image_size": args.size,
+        "epsilon": args.epsilon,
+        "router": args.router or "started per policy (python -m server)",
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def run_all(args: argparse.Namespace, engines: list[str], log: Path) -> list[dict[str, Any]]:
+    """Every setup, ``--repeats`` times; one router per policy unless ``--router`` is given."""
+    extra = dict(kv.split("=", 1) for kv in args.router_env)
+    extra["EDITJUDGE_AFFINITY_EPSILON"] = str(args.epsilon)
+    rows: list[dict[str, Any]] = []
+    for rep in range(args.repeats):
+        for p, policy in enumerate(POLICIES):
+            seed = (rep * len(POLICIES) + p + 1) * 100_000_000  # fresh images for every setup
+            if args.router:
+                info = httpx.get(f"{args.router}/info", timeout=10).json()
+                found = measure(args.router, info.get("routing_policy", "?"), engines, args, seed)
+                rows += [{**r, "repeat": rep} for r in found]
+                break
+            with router(engines, policy, extra, log) as url:
+                rows += [{**r, "repeat": rep} for r in measure(url, policy, engines, args, seed)]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    engines: list[str] = args.engine_list
+    if args.router and not engines:
+        engines = [b["url"] for b in httpx.get(f"{args.router}/backends", timeout=10).json()]
+    args.concurrency = args.concurrency or 8 * len(engines)
+    meta = describe(args, engines)
+    print(json.dumps(meta), flush=True)
+    print(HEADER, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = run_all(args, engines, args.out.parent / f"{args.out.stem}.router.log")
+    summary = ratios(rows)
+    for name, value in summary.items():
+        print(f"{name}: {value}")
+    result = {"meta": meta, "setups": rows, "ratios": summary}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0 if any(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

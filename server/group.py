@@ -1,0 +1,254 @@
+"""Group scoring: K candidate edits of one source under one instruction, on one engine.
+
+A GRPO step asks for a reward for each of K candidates that share the source image and the
+instruction. Their prompts share a long prefix (rubric, source image, instruction), so the whole
+group is leased onto one engine (the source digest is the placement key, so the ``affinity`` policy
+keeps a source on one engine across requests), a one-token priming request for that prefix runs
+first, and only then the candidates' calls, concurrently: vLLM computes the prefix's KV blocks and
+the source image's encoder output once and reuses them for every candidate.
+
+Failover works per candidate: a candidate whose call fails for a retryable reason is retried with
+the other unfinished candidates on another engine (primed again), up to ``max_attempts``; finished
+candidates are kept. Results carry ``rank`` (1 = best; ties share the better rank) and ``z_score``
+(``(score - mean) / population std`` over the group's successful candidates; 0 when they are all
+equal). The response's token counts sum the candidates' calls of this request; the priming call is
+not included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+
+from .cache import ScoreCache
+from .engine import ChatReply, chat
+from .errors import BackendError, ServiceError
+from .images import PreparedImage
+from .protocols import Item, Rejected, ScoringProtocol
+from .schemas import ScoreResult
+from .scoring import Attempt, Scorer, error_result, gather_or_cancel
+
+log = logging.getLogger("editjudge.group")
+
+Bodies = dict[int, dict[str, bytes]]  # candidate index -> call name -> request body
+
+
+@dataclass
+class GroupOutcome:
+    """Per-candidate results in request order, plus the group's engine and token counts."""
+
+    results: list[ScoreResult]
+    backend: str | None = None
+    prompt_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+
+    def count(self, replies: Mapping[str, ChatReply]) -> None:
+        for reply in replies.values():
+            if reply.prompt_tokens is not None:
+                self.prompt_tokens = (self.prompt_tokens or 0) + reply.prompt_tokens
+            if reply.cached_tokens is not None:
+                self.cached_prompt_tokens = (self.cached_prompt_tokens or 0) + reply.cached_tokens
+
+
+@dataclass(frozen=True)
+class _Round:
+    backend: str
+    replies: dict[int, dict[str, ChatReply]]
+    failures: dict[int, BackendError]
+
+
+class GroupScorer:
+    """Scores a group through a :class:`~server.scoring.Scorer`'s pool, client and cache."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    async def score(
+        self,
+        source: PreparedImage,
+        instruction: str,
+        entries: list[Item | Rejected],
+        protocol: ScoringProtocol,
+        deadline: float,
+    ) -> GroupOutcome:
+        """Score every entry (rejected ones become error items); never raises for engine trouble."""
+        t0 = time.perf_counter()
+        fingerprint = self.scorer.fingerprint(protocol)
+        cache = self.scorer.cache if fingerprint.model is not None else None
+        keys: dict[int, str] = {}
+        found: dict[int, ScoreResult] = {}
+        pending: dict[int, Item] = {}
+        for i, entry in enumerate(entries):
+            if isinstance(entry, Rejected):
+                found[i] = error_result(entry.id, entry.error.code, entry.error.message)
+                continue
+            if cache is not None:
+                keys[i] = ScoreCache.key(fingerprint, entry)
+                if (hit := await cache.get(keys[i], entry.id)) is not None:
+                    found[i] = hit
+                    continue
+            pending[i] = entry
+        outcome = GroupOutcome([])
+        computed = await self._compute(pending, protocol, source, instruction, deadline, outcome)
+        elapsed = round((time.perf_counter() - t0) * 1000, 3)
+        for i, result in computed.items():
+            result.latency_ms, result.fingerprint = elapsed, fingerprint
+            self.scorer.metrics.items.labels(protocol.name, result.status).inc()
+            if cache is not None:
+                await cache.put(keys[i], result)
+        found.update(computed)
+        outcome.results = [found[i] for i in range(len(entries))]
+        rank_group(outcome.results)
+        return outcome
+
+    async def _compute(
+        self,
+        pending: dict[int, Item],
+        protocol: ScoringProtocol,
+        source: PreparedImage,
+        instruction: str,
+        deadline: float,
+        outcome: GroupOutcome,
+    ) -> dict[int, ScoreResult]:
+        """Run the pending candidates, failing over unfinished ones; every one gets a result."""
+        if not pending:
+            return {}
+        out: dict[int, ScoreResult] = {}
+        try:
+            model = await self.scorer.require_model()
+        except ServiceError as exc:
+            return {i: error_result(it.id, exc.code, exc.message) for i, it in pending.items()}
+        prime, bodies = self._bodies(model, pending, protocol, source, instruction)
+        attempts = self.scorer.config.max_attempts
+        tried: set[str] = set()
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                done = await self._round(prime, bodies, source.digest, frozenset(tried), deadline)
+            except BackendError as exc:  # the priming call failed: this engine is unfit now
+                tried.add(exc.backend)
+                if exc.retryable and not last:
+                    self.scorer.metrics.retries.labels(exc.code).inc()
+                    continue
+                return out | _errors(pending, bodies, exc)
+            except ServiceError as exc:
+                return out | _errors(pending, bodies, exc)
+            tried.add(done.backend)
+            outcome.backend = done.backend
+            retry = self._absorb(done, pending, protocol, last, out, outcome)
+            bodies = {i: bodies[i] for i in retry}
+            if not bodies:
+                break
+        return out
+
+    def _bodies(
+        self,
+        model: str,
+        pending: Mapping[int, Item],
+        protocol: ScoringProtocol,
+        source: PreparedImage,
+        instruction: str,
+    ) -> tuple[bytes | None, Bodies]:
+        """The priming request (None if the protocol has no shared prefix) and every call."""
+        sampling = self.scorer.config.sampling
+        prefix = protocol.prefix(source, instruction)
+        prime = orjson.dumps(prefix.body(model, sampling)) if prefix is not None else None
+        bodies = {
+            i: {c.name: orjson.dumps(c.body(model, sampling)) for c in protocol.calls(it)}
+            for i, it in pending.items()
+        }
+        return prime, bodies
+
+    def _absorb(
+        self,
+        done: _Round,
+        pending: Mapping[int, Item],
+        protocol: ScoringProtocol,
+        last: bool,
+        out: dict[int, ScoreResult],
+        outcome: GroupOutcome,
+    ) -> set[int]:
+        """Turn a round's replies and failures into results; return the candidates to retry."""
+        for i, replies in done.replies.items():
+            outcome.count(replies)
+            out[i] = self.scorer.result_of(pending[i], protocol, Attempt(replies, done.backend))
+        retry = {i for i, exc in done.failures.items() if exc.retryable and not last}
+        for i, exc in done.failures.items():
+            if i in retry:
+                self.scorer.metrics.retries.labels(exc.code).inc()
+            else:
+                out[i] = error_result(pending[i].id, exc.code, exc.message)
+        return retry
+
+    async def _round(
+        self, prime: bytes | None, bodies: Bodies, key: str, avoid: frozenset[str], deadline: float
+    ) -> _Round:
+        """Lease one engine for the whole group: the priming call, then every candidate."""
+        pool, client = self.scorer.pool, self.scorer.client
+        weight = sum(len(calls) for calls in bodies.values()) + (prime is not None)
+        async with pool.lease(weight=weight, key=key, avoid=avoid, deadline=deadline) as b:
+            t = time.perf_counter()
+            if prime is not None:
+                try:
+                    await chat(client, b.url, prime, self._timeout(deadline))
+                except BackendError as exc:
+                    if exc.retryable:
+                        pool.record_failure(b, exc)
+                        raise
+                    # e.g. a 400 for this prompt shape: priming only saves time, so go on.
+                    log.warning("priming request refused by %s: %s", b.url, exc.message)
+            runs = [self._candidate(b.url, calls, deadline) for calls in bodies.values()]
+            outcomes = await asyncio.gather(*runs, return_exceptions=True)
+            replies: dict[int, dict[str, ChatReply]] = {}
+            failures: dict[int, BackendError] = {}
+            for i, result in zip(bodies, outcomes, strict=True):
+                if isinstance(result, BackendError):
+                    failures[i] = result
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    replies[i] = result
+            if failures:
+                pool.record_failure(b, next(iter(failures.values())))
+            else:
+                elapsed = time.perf_counter() - t
+                pool.record_success(b, elapsed)
+                self.scorer.metrics.backend_latency.labels(b.url).observe(elapsed)
+            return _Round(b.url, replies, failures)
+
+    async def _candidate(
+        self, url: str, calls: dict[str, bytes], deadline: float
+    ) -> dict[str, ChatReply]:
+        timeout = self._timeout(deadline)
+        replies = await gather_or_cancel(
+            [chat(self.scorer.client, url, body, timeout) for body in calls.values()]
+        )
+        return dict(zip(calls, replies, strict=True))
+
+    def _timeout(self, deadline: float) -> float:
+        return max(0.001, min(self.scorer.config.request_timeout_s, deadline - time.monotonic()))
+
+
+def _errors(
+    pending: Mapping[int, Item], bodies: Bodies, exc: BackendError | ServiceError
+) -> dict[int, ScoreResult]:
+    return {i: error_result(pending[i].id, exc.code, exc.message) for i in bodies}
+
+
+def rank_group(results: list[ScoreResult]) -> None:
+    """Set ``rank`` and ``z_score`` on the successful results, in place."""
+    ok = [r for r in results if r.status == "ok" and r.score is not None]
+    scores = [float(r.score) for r in ok if r.score is not None]
+    if not scores:
+        return
+    mean = statistics.fmean(scores)
+    std = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+    for r, s in zip(ok, scores, strict=True):
+        r.rank = 1 + sum(other > s for other in scores)
+        r.z_score = round((s - mean) / std, 4) if std > 0 else 0.0

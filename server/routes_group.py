@@ -1,0 +1,120 @@
+"""``POST /score/group``: K candidate edits of one source image under one instruction.
+
+The request is ``{"source_image", "instruction", "images": [...], "ids": [...]?, "protocol"?}``;
+the answer is ``{"results": [...], "backend", "prompt_tokens", "cached_prompt_tokens"}`` with
+results in request order, each with ``rank`` and ``z_score`` within the group (see
+:mod:`server.group`). A bad source image, instruction or request shape is a 4xx for the whole
+request; a bad candidate image becomes an error item in its place and is left out of the ranking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from .context import AppContext, Ctx
+from .errors import (
+    EditJudgeError,
+    InvalidRequest,
+    NoHealthyBackend,
+    TooManyItems,
+    UnsupportedMediaType,
+)
+from .group import GroupScorer
+from .images import ImageLimits, PreparedImage, decode_payload, prepare_image
+from .intake import load_json, validate
+from .protocols import Item, Rejected
+from .routes import Authorized, json_response
+from .schemas import ErrorResponse, GroupRequest, GroupResponse
+
+router = APIRouter()
+
+_THREAD_MIN_IMAGES = 4
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": GroupRequest.model_json_schema()}},
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422, 429, 503)
+}
+
+
+@router.post(
+    "/score/group",
+    openapi_extra=_BODY,
+    responses={200: {"model": GroupResponse}, **_ERRORS},
+    summary="Score K candidate edits of one source image on one engine, with rank and z-score.",
+)
+async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
+    """Per-candidate results in request order plus the group's engine and prompt-token counts."""
+    deadline = time.monotonic() + ctx.settings.request_deadline_s
+    group = await _parse(request, ctx)
+    protocol = ctx.protocols.get(group.protocol)
+    source = _image(group.source_image, ctx.limits, "source_image")
+    if len(group.images) >= _THREAD_MIN_IMAGES:
+        entries = await asyncio.to_thread(_candidates, group, source, ctx.limits)
+    else:
+        entries = _candidates(group, source, ctx.limits)
+    if ctx.pool.healthy_count() == 0:
+        raise NoHealthyBackend(
+            "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
+        )
+    size = len(source.data) + sum(len(e.image.data) for e in entries if isinstance(e, Item))
+    with ctx.budget.admit(len(entries), size):
+        outcome = await GroupScorer(ctx.scorer).score(
+            source, group.instruction, entries, protocol, deadline
+        )
+    response = GroupResponse(
+        results=outcome.results,
+        backend=outcome.backend,
+        prompt_tokens=outcome.prompt_tokens,
+        cached_prompt_tokens=outcome.cached_prompt_tokens,
+    )
+    return json_response(response.model_dump(mode="json"))
+
+
+async def _parse(request: Request, ctx: AppContext) -> GroupRequest:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in ("application/json", ""):
+        raise UnsupportedMediaType(f"content type {ctype!r} is not supported; send JSON")
+    group: GroupRequest = validate(GroupRequest, load_json(await request.body()))
+    if len(group.images) > ctx.settings.max_batch_items:
+        raise TooManyItems(
+            f"group has {len(group.images)} images; the limit is {ctx.settings.max_batch_items}"
+        )
+    if group.ids is not None and len(group.ids) != len(group.images):
+        raise InvalidRequest(
+            f"ids has {len(group.ids)} entries for {len(group.images)} images; give one per image"
+        )
+    if not group.instruction.strip():
+        raise InvalidRequest("instruction: must not be blank")
+    return group
+
+
+def _candidates(
+    group: GroupRequest, source: PreparedImage, limits: ImageLimits
+) -> list[Item | Rejected]:
+    out: list[Item | Rejected] = []
+    for i, value in enumerate(group.images):
+        item_id = group.ids[i] if group.ids is not None else str(i)
+        try:
+            image = _image(value, limits, f"images.{i}")
+        except EditJudgeError as exc:
+            out.append(Rejected(item_id, exc))
+            continue
+        out.append(Item(group.instruction, image, source, item_id))
+    return out
+
+
+def _image(value: str, limits: ImageLimits, field: str) -> PreparedImage:
+    try:
+        data, b64 = decode_payload(value, limits)
+        return prepare_image(data, limits, b64)
+    except EditJudgeError as exc:
+        exc.message = f"{field}: {exc.message}"
+        raise

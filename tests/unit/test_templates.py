@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.engine import ChatReply
+from server.images import ImageLimits, prepare_image
+from server.protocols import (
+    ExpectedScore,
+    Item,
+    ParseFailure,
+    RubricProtocol,
+    TemplateError,
+    imgedit,
+    load_templates,
+)
+from server.protocols.template import PromptTemplate, TemplateSyntaxError
+from tests.helpers import image_bytes
+
+LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
+SRC = prepare_image(image_bytes((1, 2, 3)), LIMITS)
+EDIT = prepare_image(image_bytes((200, 2, 3)), LIMITS)
+
+RUBRIC = '''
+type = "rubric"
+description = "two criteria"
+fields = ["faithfulness", "beauty"]
+fields_without_source = ["beauty"]
+range = [1, 5]
+combine = "min"
+prompt = """Rate it. Original:{source}
+Instruction: {instruction}. Edit:{image}
+JSON please{reason}."""
+prompt_without_source = "Rate {instruction}:{image}"
+'''
+EXPECTED = """
+type = "expected"
+prompt = "Is this {instruction}? {image} One digit."
+"""
+
+
+def reply(content: str) -> ChatReply:
+    return ChatReply(content, "stop", None, 100, None)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+# --- PromptTemplate ---------------------------------------------------------------------------
+
+
+def test_template_splits_at_images_and_substitutes_the_instruction() -> None:
+    t = PromptTemplate.parse("A {instruction}{source} B {{literal}} {instruction}{image}C")
+    parts = t.render("hat", EDIT, SRC)
+    assert parts == [
+        {"type": "text", "text": "A hat"},
+        {"type": "image_url", "image_url": {"url": SRC.data_url()}},
+        {"type": "text", "text": " B {literal} hat"},
+        {"type": "image_url", "image_url": {"url": EDIT.data_url()}},
+        {"type": "text", "text": "C"},
+    ]
+    assert t.prefix("hat", SRC) == parts[:3]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("no image here {instruction}", "{image} exactly once"),
+        ("{image}{image}", "{image} exactly once"),
+        ("{source}{source}{image}", "at most once"),
+        ("{image} {score}", "unknown placeholder {score}"),
+        ("{image} {0}", "unknown placeholder"),
+        ("{image:>10}", "no format spec"),
+        ("{image!r}", "no format spec"),
+        ("{image", "malformed"),
+        ("{image} }", "malformed"),
+    ],
+)
+def test_bad_templates_are_refused_with_a_reason(template: str, message: str) -> None:
+    with pytest.raises(TemplateSyntaxError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        PromptTemplate.parse(template)
+
+
+def test_source_rules_for_a_pair() -> None:
+    with pytest.raises(TemplateSyntaxError, match="add a prompt_without_source"):
+        PromptTemplate.pair("{source}{image}", None)
+    with pytest.raises(TemplateSyntaxError, match="not needed"):
+        PromptTemplate.pair("{image}", "{image}")
+    with pytest.raises(TemplateSyntaxError, match="must not use"):
+        PromptTemplate.pair("{source}{image}", "{source}{image}")
+    one, other = PromptTemplate.pair("{instruction}{image}", None)
+    assert one is other
+
+
+# --- imgedit ----------------------------------------------------------------------------------
+
+
+def test_imgedit_asks_three_1_to_5_criteria_with_source_first() -> None:
+    (call,) = imgedit().calls(Item("add a hat", EDIT, SRC))
+    schema = call.params["structured_outputs"]["json"]
+    assert set(schema["required"]) == {
+        "instruction_adherence",
+        "editing_quality",
+        "detail_preservation",
+    }
+    assert all(p["minimum"] == 1 and p["maximum"] == 5 for p in schema["properties"].values())
+    urls = [p["image_url"]["url"] for p in call.content if p["type"] == "image_url"]
+    assert urls == [SRC.data_url(), EDIT.data_url()]
+
+
+def test_imgedit_maps_the_1_to_5_mean_onto_0_to_10() -> None:
+    raw = '{"instruction_adherence": 5, "editing_quality": 3, "detail_preservation": 4}'
+    out = imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
+    assert out.scores["overall"] == pytest.approx(4.0)
+    assert out.score == pytest.approx(7.5)
+    lowest = '{"instruction_adherence": 1, "editing_quality": 1, "detail_preservation": 1}'
+    assert imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(lowest)}).score == 0.0
+
+
+def test_imgedit_without_source_drops_detail_preservation() -> None:
+    item = Item("x", EDIT, None)
+    (call,) = imgedit().calls(item)
+    assert "detail_preservation" not in call.params["structured_outputs"]["json"]["properties"]
+    out = imgedit().combine(
+        item, {"rubric": reply('{"instruction_adherence": 5, "editing_quality": 5}')}
+    )
+    assert out.score == pytest.approx(10.0)
+
+
+def test_imgedit_out_of_range_is_an_error() -> None:
+    raw = '{"instruction_adherence": 0, "editing_quality": 3, "detail_preservation": 4}'
+    with pytest.raises(ParseFailure):
+        imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
+
+
+def test_reasoning_is_requested_only_when_enabled() -> None:
+    (quiet,) = imgedit(0).calls(Item("x", EDIT, SRC))
+    (chatty,) = imgedit(200).calls(Item("x", EDIT, SRC))
+    assert "reasoning" not in quiet.params["structured_outputs"]["json"]["properties"]
+    assert "reasoning" in chatty.params["structured_outputs"]["json"]["properties"]
+    assert (
+        "reasoning" in chatty.content[-1]["text"] and "reasoning" not in quiet.content[-1]["text"]
+    )
+    assert imgedit(0).template_hash != imgedit(200).template_hash
+
+
+# --- template files ---------------------------------------------------------------------------
+
+
+def test_loads_rubric_and_expected_templates_by_file_name(tmp_path: Path) -> None:
+    write(tmp_path, "pretty.toml", RUBRIC)
+    write(tmp_path, "quick.toml", EXPECTED)
+    write(tmp_path, "README.md", "not a template")
+    protocols = {p.name: p for p in load_templates(tmp_path, {"viescore"}, reasoning_chars=0)}
+    assert set(protocols) == {"pretty", "quick"}
+    pretty, quick = protocols["pretty"], protocols["quick"]
+    assert isinstance(pretty, RubricProtocol) and isinstance(quick, ExpectedScore)
+    out = pretty.combine(
+        Item("x", EDIT, SRC), {"rubric": reply('{"faithfulness": 2, "beauty": 5}')}
+    )
+    assert out.scores["overall"] == 2 and out.score == pytest.approx(2.5)  # min, 1-5 -> 0-10
+    (no_src,) = pretty.calls(Item("a cat", EDIT, None))
+    assert no_src.content[0]["text"] == "Rate a cat:"
+    assert list(no_src.params["structured_outputs"]["json"]["properties"]) == ["beauty"]
+    (q,) = quick.calls(Item("a cat", EDIT, SRC))  # no {source}: one prompt for every item
+    assert [p["type"] for p in q.content] == ["text", "image_url", "text"]
+
+
+def test_template_hash_follows_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "pretty.toml", RUBRIC)
+    before = load_templates(tmp_path, set())[0].template_hash
+    write(tmp_path, "pretty.toml", RUBRIC.replace("Rate it.", "Rate it carefully."))
+    assert load_templates(tmp_path, set())[0].template_hash != before
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("bad.toml", "prompt = 'unterminated", "not valid TOML"),
+        ("bad.toml", RUBRIC.replace("{image}", "{imgae}"), "unknown placeholder {imgae}"),
+        ("bad.toml", RUBRIC.replace('combine = "min"', 'combine = "max"'), "combine"),
+        ("bad.toml", RUBRIC + "\nextra_key = 1\n", "extra_key"),
+        ("bad.toml", RUBRIC.replace("range = [1, 5]", "range = [5, 1]"), "lo < hi"),
+        ("bad.toml", 'prompt = "{source}{image}"\nfields = ["a"]', "prompt_without_source"),
+        ("bad.toml", 'prompt = "{image}"', "needs 'fields'"),
+        ("bad.toml", 'prompt = "{image}"\nfields = ["Bad Name"]', "field names"),
+        ("bad.toml", EXPECTED + 'fields = ["a"]\n', "type 'rubric'"),
+        ("bad.toml", 'type = "pairwise"\nprompt = "{image}"', "type: Input should be 'rubric'"),
+        ("viescore.toml", EXPECTED, "built-in"),
+        ("Bad Name.toml", EXPECTED, "must match"),
+    ],
+)
+def test_broken_templates_name_the_file_and_fault(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    write(tmp_path, name, text)
+    with pytest.raises(TemplateError) as info:
+        load_templates(tmp_path, {"viescore", "expected", "imgedit"})
+    assert name in str(info.value)
+    assert message in str(info.value)
+
+
+def test_missing_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="does not exist"):
+        load_templates(tmp_path / "nope", set())
