@@ -48,7 +48,6 @@ ENGINE_ARGS = [
     "0.85",
     "--structured-outputs-config",
     '{"backend": "xgrammar", "disable_any_whitespace": true}',
-    "--enable-prompt-tokens-details",
 ]
 STEP = re.compile(
     r"Avg prompt throughput: ([\d.]+) tokens/s, Avg generation throughput: "
@@ -246,6 +245,8 @@ def measure(
     with watch(engine_log, args.out / f"gpu-{name}.csv") as stats:
         result = loadgen(mode, n, conc, urls, args, offset)
     result.update(stats, name=name)
+    with open(args.out / "runs.jsonl", "a") as f:  # survives a call cut off mid-phase
+        f.write(json.dumps(result) + "\n")
     log(
         f"{name}: {result['items_per_s']} items/s p50 {result['p50_s']}s "
         f"busy {result.get('gpu_busy_pct')} step {result.get('decode_step_ms')} ms "
@@ -480,6 +481,7 @@ def phase_dp(args: argparse.Namespace, box: Box) -> dict[str, Any]:
             str(args.model_dir),
             "--port",
             str(box.engine_base),
+            "--enable-prompt-tokens-details",
             "--data-parallel-size",
             str(n),
             *ENGINE_ARGS,

@@ -113,6 +113,9 @@ def build_engines(
         ]
         if spot.api_server_count > 1 and args.api_server_count != "0":
             argv += ["--api-server-count", str(spot.api_server_count)]
+        if "--enable-prompt-tokens-details" not in args.vllm_args:
+            # Lets results report cached prompt tokens (prefix/encoder cache reuse).
+            argv.append("--enable-prompt-tokens-details")
         argv += args.vllm_args
         env = (
             {**os.environ, **spot.env()}

@@ -21,11 +21,13 @@ from server.fake_engine import FakeEngine
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("serve", nargs="?")
     p.add_argument("--model", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    args, extra = p.parse_known_args()
+    argv = sys.argv[1:]
+    if argv[:1] == ["serve"]:  # `vllm serve ...`
+        argv = argv[1:]
+    args, extra = p.parse_known_args(argv)
     print(
         f"fake vllm pid={os.getpid()} port={args.port} "
         f"cuda={os.environ.get('CUDA_VISIBLE_DEVICES')} extra={extra}",

@@ -95,7 +95,8 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(6)]}, timeout=30)
     assert r.status_code == 200 and all(x["status"] == "ok" for x in r.json()["results"])
     text = log.read_text()
-    assert re.search(r"\[GPU 0\] fake vllm pid=\d+ port=\d+ cuda=0 extra=\['--max-model-len'", text)
+    line = re.search(r"\[GPU 0\] fake vllm pid=\d+ port=\d+ cuda=0 extra=(.*)", text)
+    assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
     assert re.search(r"\[GPU 1\] fake vllm pid=\d+ port=\d+ cuda=1", text)
 
 
