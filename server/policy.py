@@ -33,22 +33,25 @@ def round_robin(backends: Sequence[BackendLoad], counter: int) -> int:
     return counter % len(backends)
 
 
-def affinity(backends: Sequence[BackendLoad], key: str | None, epsilon: float) -> int:
+def affinity(
+    backends: Sequence[BackendLoad], key: str | None, epsilon: float, weight: int = 1
+) -> int:
     """Consistent hashing on ``key`` with bounded load.
 
     Backends are ranked by rendezvous (highest-random-weight) hashing, so one key keeps its
     backend while the set changes little. The first backend in that ranking whose load stays
-    within ``(1 + epsilon)`` times the mean load (counting this request) wins; if none does, the
-    least-loaded one does. Without a key this is least-outstanding.
+    within ``(1 + epsilon)`` times the mean load (counting this request's ``weight`` slots) wins;
+    if none does, the least-loaded one does. Without a key this is least-outstanding.
     """
     _require(backends)
     if key is None:
         return least_outstanding(backends)
-    total = sum(b.in_flight for b in backends) + 1
-    bound = math.ceil(total / len(backends) * (1.0 + epsilon))
+    total = sum(b.in_flight for b in backends) + weight
+    # An idle backend always fits one item, however small the mean.
+    bound = max(weight, math.ceil(total / len(backends) * (1.0 + epsilon)))
     weights = [_weight(key, b.url) for b in backends]
     for i in sorted(range(len(backends)), key=weights.__getitem__, reverse=True):
-        if backends[i].in_flight + 1 <= bound:
+        if backends[i].in_flight + weight <= bound:
             return i
     return least_outstanding(backends)
 

@@ -181,7 +181,7 @@ class BackendPool:
             self._rr += 1
             return roomy[policy.round_robin(loads, self._rr)]
         if self.config.policy == "affinity":
-            return roomy[policy.affinity(loads, key, self.config.affinity_epsilon)]
+            return roomy[policy.affinity(loads, key, self.config.affinity_epsilon, weight)]
         return roomy[policy.least_outstanding(loads)]
 
     def record_success(self, backend: Backend, latency_s: float) -> None:

@@ -77,3 +77,15 @@ def test_affinity_removing_a_backend_moves_only_its_keys() -> None:
 
 def test_affinity_without_key_is_least_outstanding() -> None:
     assert affinity(loads(4, 0, 3), None, 0.1) == 1
+
+
+def test_affinity_bound_counts_the_items_weight() -> None:
+    urls = [f"http://b{i}" for i in range(2)]
+    preferred = urls.index(rendezvous_order(urls, "k")[0])
+    in_flight = [4, 4]
+    # total with a weight-2 item = 10, mean 5, bound ceil(5 * 1.2) = 6: 4 + 2 fits
+    assert affinity(loads(*in_flight), "k", 0.2, weight=2) == preferred
+    in_flight[preferred] = 6  # weight 2: total 12, bound ceil(7.2) = 8, 6 + 2 fits
+    assert affinity(loads(*in_flight), "k", 0.2, weight=2) == preferred
+    # weight 3: total 13, bound ceil(7.8) = 8, 6 + 3 does not fit
+    assert affinity(loads(*in_flight), "k", 0.2, weight=3) != preferred
