@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -63,8 +63,12 @@ def check_protocols(settings: Settings) -> None:
     ProtocolRegistry(build_protocols(settings), settings.protocol)
 
 
-def build_context(settings: Settings, client: EngineClient) -> AppContext:
-    """Wire the long-lived objects together (no I/O)."""
+def build_context(
+    settings: Settings,
+    client: EngineClient,
+    protocols: Sequence[ScoringProtocol] | None = None,
+) -> AppContext:
+    """Wire the long-lived objects together (no I/O). ``protocols`` defaults to the built-ins."""
     pool = BackendPool(
         settings.backends,
         PoolConfig(
@@ -95,7 +99,9 @@ def build_context(settings: Settings, client: EngineClient) -> AppContext:
         pool=pool,
         client=client,
         scorer=Scorer(pool, client, config, metrics, info, cache=cache),
-        protocols=ProtocolRegistry(build_protocols(settings), settings.protocol),
+        protocols=ProtocolRegistry(
+            build_protocols(settings) if protocols is None else protocols, settings.protocol
+        ),
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
@@ -114,14 +120,16 @@ def create_app(
     *,
     client: EngineClient | None = None,
     resolver: Resolver | None = None,
+    protocols: Sequence[ScoringProtocol] | None = None,
 ) -> FastAPI:
     """Build the router app. ``client`` replaces the HTTP transport to the engines and
-    ``resolver`` the DNS lookups of discovery (tests)."""
+    ``resolver`` the DNS lookups of discovery (tests); ``protocols`` replaces the built-in
+    scoring protocols (benchmarks, embedders with their own protocols)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = build_context(settings, client or make_engine_client(settings.http_client))
+        ctx = build_context(settings, client or make_engine_client(settings.http_client), protocols)
         app.state.ctx = ctx
 
         async def on_healthy(_: Backend) -> None:
