@@ -1,0 +1,184 @@
+"""Benchmark 1: what the router costs, on this machine, against fake engines on loopback.
+
+Side by side in one run, with the same fake engines (``server.fake_engine``, fixed latency) and the
+same unique 2 x 512x512 JPEG requests (~270 KB): straight to the engines (client-side
+least-outstanding), through editjudge ``/score`` (the one-call ``single`` protocol, and VIEScore
+with its two engine calls per item), and through vllm-router. For each: max sustained requests/s
+(closed loop) and latency at a fixed open-loop rate; added latency = through-router minus direct.
+
+    bench/overhead/install_vllm_router.sh   # once: vllm-router in its own venv
+    flock /tmp/editjudge-heavy.lock .venv/bin/python -m bench.router_overhead
+
+Variants of editjudge compare levers in the same run: ``--editjudge NAME:KEY=VAL,KEY=VAL@DIR``
+(environment overrides, and optionally another checkout to run the router from).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.overhead import loadgen, report
+from bench.overhead.procs import Server, cpu_model, load_average, running
+from bench.overhead.workload import chat_template, score_template
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VLLM_ROUTER = Path.home() / ".cache/editjudge/vllm-router-venv/bin/vllm-router"
+
+
+@dataclass
+class System:
+    """Something a client can send requests to; ``server`` is None for direct-to-engines."""
+
+    name: str
+    kind: str  # direct | editjudge | vllm-router
+    urls: tuple[str, ...]
+    template_protocol: str | None = None  # editjudge: the protocol named in /score bodies
+    server: Server | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engines", type=int, default=2)
+    ap.add_argument("--latency", type=float, default=0.05, help="fake engine latency, seconds")
+    ap.add_argument("--rate", type=float, default=100.0, help="open-loop requests/s")
+    ap.add_argument("--concurrency", type=int, default=256, help="closed-loop requests in flight")
+    ap.add_argument("--duration", type=float, default=10.0, help="closed-loop window, seconds")
+    ap.add_argument("--open-duration", type=float, default=20.0, help="open-loop window, seconds")
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--client-procs", type=int, default=2, help="load generator processes")
+    ap.add_argument(
+        "--editjudge",
+        action="append",
+        default=None,
+        help="editjudge variant NAME[:KEY=VAL,...][@CHECKOUT]; repeatable (default: one, as is)",
+    )
+    ap.add_argument("--no-viescore", action="store_true", help="skip the two-call VIEScore run")
+    ap.add_argument("--vllm-router", default=str(DEFAULT_VLLM_ROUTER), help="'' to skip")
+    ap.add_argument("--vllm-router-policy", default="round_robin")
+    ap.add_argument("--port", type=int, default=19000, help="first port to use")
+    ap.add_argument("--out", default=str(ROOT / "bench/results"))
+    ap.add_argument("--tag", default="", help="suffix of the result file names")
+    return ap.parse_args(argv)
+
+
+def _variant(spec: str) -> tuple[str, dict[str, str], str | None]:
+    spec, _, checkout = spec.partition("@")
+    name, _, pairs = spec.partition(":")
+    env = dict(p.split("=", 1) for p in pairs.split(",") if p)
+    return name, env, checkout or None
+
+
+def start_systems(args: argparse.Namespace, engines: list[str]) -> list[System]:
+    py = sys.executable
+    systems = [System("direct", "direct", tuple(f"{u}/v1/chat/completions" for u in engines))]
+    port = args.port + 100
+    for k, spec in enumerate(args.editjudge or ["editjudge"]):
+        name, env, checkout = _variant(spec)
+        url = f"http://127.0.0.1:{port + k}"
+        env = {
+            "EDITJUDGE_BACKENDS": ",".join(engines),
+            "EDITJUDGE_PORT": str(port + k),
+            "EDITJUDGE_HOST": "127.0.0.1",
+            "EDITJUDGE_LOG_LEVEL": "warning",
+            "PYTHONPATH": str(ROOT),
+            **env,
+        }
+        cwd = checkout or str(ROOT)
+        server = Server(name, [py, "-m", "bench.overhead.router_app"], url, env, cwd=cwd)
+        systems.append(System(name, "editjudge", (f"{url}/score",), "single", server, env))
+        if k == 0 and not args.no_viescore:
+            systems.append(
+                System(f"{name} (viescore)", "editjudge", (f"{url}/score",), "viescore", server)
+            )
+    if args.vllm_router and not Path(args.vllm_router).exists():
+        print(f"!! {args.vllm_router} missing: run bench/overhead/install_vllm_router.sh; skipped")
+    elif args.vllm_router:
+        vport = port + 50
+        argv = [args.vllm_router, "--worker-urls", *engines, "--policy", args.vllm_router_policy]
+        argv += ["--host", "127.0.0.1", "--port", str(vport), "--log-level", "warning"]
+        argv += ["--prometheus-port", str(vport + 1)]
+        url = f"http://127.0.0.1:{vport}"
+        server = Server("vllm-router", argv, url)
+        systems.append(System("vllm-router", "vllm-router", (f"{url}/v1/chat/completions",)))
+        systems[-1].server = server
+    return systems
+
+
+def measure(
+    system: System, args: argparse.Namespace, engines: list[Server], seed: int, rate: float
+) -> report.Measurement:
+    """One closed-loop (rate 0) or open-loop run against ``system``; CPU sampled in the window."""
+    if system.kind == "editjudge":
+        template = score_template(system.template_protocol or "single")
+        expect = b'"status":"ok"'
+    else:
+        template, expect = chat_template(), b'"choices"'
+    duration = args.open_duration if rate else args.duration
+    job = loadgen.Job(
+        system.urls, template, expect, seed, args.client_procs, args.concurrency, rate,
+        args.warmup, duration,
+    )  # fmt: skip
+    start = time.monotonic() + 1.5  # time for the workers to fork and build their images
+    watched = {"engines": engines, "router": [system.server] if system.server else []}
+    cpu: dict[str, float] = {}
+
+    def sample() -> None:
+        time.sleep(max(0.0, start + args.warmup - time.monotonic()))
+        before = {k: sum(s.cpu_s() for s in v) for k, v in watched.items()}
+        time.sleep(max(0.0, start + args.warmup + duration - time.monotonic()))
+        cpu.update({k: sum(s.cpu_s() for s in v) - before[k] for k, v in watched.items()})
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    outcomes = loadgen.run(job, start)
+    sampler.join()
+    return report.Measurement.of(outcomes, duration, cpu, rate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    py = sys.executable
+    engine_urls = [f"http://127.0.0.1:{args.port + i + 1}" for i in range(args.engines)]
+    engines = [
+        Server(
+            f"engine{i}",
+            [py, "-m", "server.fake_engine", "--port", u.rsplit(":", 1)[1], "--latency",
+             str(args.latency)],
+            u,
+        )
+        for i, u in enumerate(engine_urls)
+    ]  # fmt: skip
+    load_before = load_average()
+    with running(engines):
+        for e in engines:
+            e.wait_ready()
+        systems = start_systems(args, engine_urls)
+        with running([s.server for s in systems if s.server]):
+            for s in systems:
+                if s.server is not None:
+                    s.server.wait_ready("/health")
+            time.sleep(1.0)
+            rows = []
+            for k, s in enumerate(systems):
+                print(f"-- {s.name}: closed loop, {args.concurrency} in flight", flush=True)
+                peak = measure(s, args, engines, seed=2 * k + 1, rate=0.0)
+                print(f"-- {s.name}: open loop, {args.rate:g} req/s", flush=True)
+                fixed = measure(s, args, engines, seed=2 * k + 2, rate=args.rate)
+                rows.append(report.Row(s.name, s.kind, peak, fixed, s.env))
+                print(report.line(rows[-1]), flush=True)
+    meta = report.meta(args, cpu_model(), load_before, load_average(), ROOT)
+    result = report.Result(meta, rows)
+    print(result.table())
+    paths = result.save(Path(args.out), args.tag)
+    print("wrote", *paths)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
