@@ -32,7 +32,9 @@ class AppContext:
     info: EngineInfo
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop
+    # on every request for what is an attribute read.
     ctx: AppContext = request.app.state.ctx
     return ctx
 
