@@ -100,9 +100,10 @@ def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedIm
             needs_resize = cap is not None and _pixels(image) > cap
             rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
             if image.format in _PASSTHROUGH and not rotated and not needs_resize:
+                width, height = image.size  # before the check: draft mode shrinks it
                 _check_decodes(image)
                 mime = _PASSTHROUGH[image.format]
-                return PreparedImage(data, mime, image.width, image.height, digest, b64)
+                return PreparedImage(data, mime, width, height, digest, b64)
             return _reencode(image, limits, digest)
     except EditJudgeError:
         raise

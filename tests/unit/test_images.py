@@ -165,3 +165,9 @@ def test_resize_with_grid() -> None:
     )
     img = prepare_image(image_bytes(size=(400, 200)), limits)
     assert img.width % 28 == 0 and img.height % 28 == 0 and img.width * img.height <= 10_000
+
+
+def test_jpeg_reports_its_real_size_after_the_decode_check() -> None:
+    # The check decodes in draft mode (1/8 scale); the size reported must be the image's own.
+    img = prepare_image(image_bytes(fmt="JPEG", size=(256, 200)), LIMITS)
+    assert (img.width, img.height) == (256, 200)
