@@ -108,6 +108,7 @@ def build_context(
             formats=frozenset(settings.image_formats),
             resize_max_pixels=settings.resize_max_pixels,
             resize_grid=settings.resize_grid,
+            check=settings.image_check,
         ),
         budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
         metrics=metrics,

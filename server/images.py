@@ -16,7 +16,7 @@ import io
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
@@ -42,26 +42,72 @@ class ImageLimits:
     formats: frozenset[str]
     resize_max_pixels: int | None = None
     resize_grid: int | None = None  # snap resized sides to multiples of this (the model's patch)
+    check: str = "decode"  # "header": JPEGs are checked from header and end marker (see below)
 
 
-@dataclass(frozen=True)
 class PreparedImage:
-    """A validated image, ready to be sent to vLLM as a data URL."""
+    """A validated image, ready to be sent to vLLM as a data URL.
 
-    data: bytes
-    mime: str
-    width: int
-    height: int
-    digest: str  # content hash of the bytes received, for caches and source affinity
-    b64: str = field(default="", repr=False)
+    Either ``data`` (the bytes) or ``b64`` (their base64 text) may be left out; the other is then
+    derived on first use, as is ``digest`` (a content hash of the bytes, for caches and source
+    affinity). Images checked from their header alone never decode their base64 text unless a
+    caller asks for ``data`` or ``digest``.
+    """
+
+    __slots__ = ("_b64", "_data", "_digest", "height", "mime", "width")
+
+    def __init__(
+        self,
+        data: bytes | None,
+        mime: str,
+        width: int,
+        height: int,
+        digest: str | None = None,
+        b64: str = "",
+    ) -> None:
+        if data is None and not b64:
+            raise ValueError("PreparedImage needs its bytes or their base64 text")
+        self._data, self._b64, self._digest = data, b64, digest
+        self.mime, self.width, self.height = mime, width, height
+
+    @property
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = binascii.a2b_base64(self._b64)
+        return self._data
+
+    @property
+    def b64(self) -> str:
+        if not self._b64:
+            self._b64 = base64.b64encode(self.data).decode("ascii")
+        return self._b64
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = content_digest(self.data)
+        return self._digest
+
+    @property
+    def size(self) -> int:
+        """Length of the encoded image in bytes, without decoding it."""
+        if self._data is not None:
+            return len(self._data)
+        return len(self._b64) * 3 // 4 - self._b64[-2:].count("=")
 
     def data_url(self) -> str:
-        b64 = self.b64 or base64.b64encode(self.data).decode("ascii")
-        return f"data:{self.mime};base64,{b64}"
+        return f"data:{self.mime};base64,{self.b64}"
+
+    def __repr__(self) -> str:
+        return f"PreparedImage({self.mime}, {self.width}x{self.height}, {self.size} bytes)"
 
 
-def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
-    """Turn a base64 string or ``data:`` URL into bytes; return ``(bytes, base64_text)``."""
+def content_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _payload_text(value: str, limits: ImageLimits) -> str:
+    """The base64 text of a base64 string or ``data:`` URL, with its cheap checks done."""
     text = value.strip()
     if text.startswith(("http://", "https://", "file:", "ftp:")):
         raise InvalidImage("images must be sent inline (base64 or data URL); URLs are not fetched")
@@ -73,11 +119,75 @@ def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
         raise InvalidImage("image is empty")
     if len(text) * 3 // 4 > limits.max_bytes:
         raise ImageTooLarge(f"image is larger than {limits.max_bytes} bytes")
+    return text
+
+
+def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
+    """Turn a base64 string or ``data:`` URL into bytes; return ``(bytes, base64_text)``."""
+    text = _payload_text(value, limits)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("image is not valid base64") from None
     return data, text
+
+
+def prepare_payload(value: str, limits: ImageLimits) -> PreparedImage:
+    """A base64 string or ``data:`` URL, validated and ready for vLLM.
+
+    With ``limits.check == "header"``, a JPEG that can pass through unchanged is validated
+    without decoding its base64 text: the alphabet is checked, Pillow reads the header from the
+    first few KB (format, size and pixel cap, EXIF orientation) and the last bytes must hold the
+    end-of-image marker (truncation). Entropy-coded data in between is left to the engine. Any
+    other image, or a JPEG that needs more than that, takes the full path (``prepare_image``).
+    """
+    text = _payload_text(value, limits)
+    if limits.check == "header":
+        fast = _jpeg_from_header(text, limits)
+        if fast is not None:
+            return fast
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("image is not valid base64") from None
+    return prepare_image(data, limits, text)
+
+
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_HEAD_CHARS = 16384  # 12 KiB of bytes: a JPEG's markers up to its first scan, for most files
+_TAIL_CHARS = 64  # the last 48 bytes, where the EOI marker is
+
+
+def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
+    """The header-only check of a JPEG (see ``prepare_payload``); None: take the full path."""
+    # "/9j/" is base64 of FF D8 FF: the SOI marker and the start of the next one.
+    if not text.startswith("/9j/") or len(text) <= _HEAD_CHARS or len(text) % 4:
+        return None
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidImage("image is not valid base64") from None
+    stray = raw.translate(None, _B64_ALPHABET)
+    if stray not in (b"", b"=", b"==") or not raw.endswith(stray):
+        raise InvalidImage("image is not valid base64")
+    if b"\xff\xd9" not in binascii.a2b_base64(raw[-_TAIL_CHARS:]):
+        return None  # truncated, or trailing bytes after EOI: let the decode check judge
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _open(binascii.a2b_base64(raw[:_HEAD_CHARS]), limits)
+            cap = limits.resize_max_pixels
+            if image.format != "JPEG" or (cap is not None and _pixels(image) > cap):
+                return None
+            if image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
+                return None
+    except InvalidImage:
+        return None  # header longer than the head (large EXIF or ICC data): decode it all
+    except EditJudgeError:
+        raise  # too many pixels, format not accepted: the header says so for sure
+    except Exception:
+        return None  # e.g. malformed EXIF: the full path decides
+    return PreparedImage(None, "image/jpeg", image.width, image.height, None, text)
 
 
 def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedImage:
@@ -90,7 +200,7 @@ def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedIm
         raise InvalidImage("image is empty")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(f"image is larger than {limits.max_bytes} bytes")
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    digest = content_digest(data)
     try:
         with warnings.catch_warnings():
             # Our own pixel cap is checked below; Pillow's global bomb warning would only add noise.

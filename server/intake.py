@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from .errors import EditJudgeError, InvalidJSON, InvalidRequest, TooManyItems
-from .images import ImageLimits, PreparedImage, decode_payload, prepare_image
+from .images import ImageLimits, PreparedImage, prepare_image, prepare_payload
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import BatchRequest, ScoreItem
 
@@ -116,8 +116,7 @@ def image_from_bytes(data: bytes, limits: ImageLimits, field: str) -> PreparedIm
 
 def _image(value: str, limits: ImageLimits, field: str) -> PreparedImage:
     try:
-        data, b64 = decode_payload(value, limits)
-        return prepare_image(data, limits, b64)
+        return prepare_payload(value, limits)
     except EditJudgeError as exc:
         exc.message = f"{field}: {exc.message}"
         raise
@@ -127,5 +126,5 @@ def _bytes(entries: list[Item | Rejected]) -> int:
     total = 0
     for e in entries:
         if isinstance(e, Item):
-            total += len(e.image.data) + (len(e.source.data) if e.source else 0)
+            total += e.image.size + (e.source.size if e.source else 0)
     return total

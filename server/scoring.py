@@ -148,7 +148,9 @@ class Scorer:
         model = await self.require_model()
         calls = protocol.calls(item)
         bodies = {c.name: orjson.dumps(c.body(model, self.config.sampling)) for c in calls}
-        key = (item.source or item.image).digest
+        # Only affinity routing reads the key; a digest may cost a base64 decode and a hash.
+        affinity = self.pool.config.policy == "affinity"
+        key = (item.source or item.image).digest if affinity else None
         tried: set[str] = set()
         for attempt in range(1, self.config.max_attempts + 1):
             if time.monotonic() >= deadline:
