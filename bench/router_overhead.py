@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-viescore", action="store_true", help="skip the two-call VIEScore run")
     ap.add_argument("--vllm-router", default=str(DEFAULT_VLLM_ROUTER), help="'' to skip")
     ap.add_argument("--vllm-router-policy", default="round_robin")
-    ap.add_argument("--port", type=int, default=19000, help="first port to use")
+    ap.add_argument("--port", type=int, default=23000, help="first port to use (below the ephemeral range)")
     ap.add_argument("--out", default=str(ROOT / "bench/results"))
     ap.add_argument("--tag", default="", help="suffix of the result file names")
     return ap.parse_args(argv)
@@ -75,8 +75,19 @@ def _variant(spec: str) -> tuple[str, dict[str, str], str | None]:
 
 
 def start_systems(args: argparse.Namespace, engines: list[str]) -> list[System]:
-    py = sys.executable
     systems = [System("direct", "direct", tuple(f"{u}/v1/chat/completions" for u in engines))]
+    try:
+        _start_routers(args, engines, systems)
+    except BaseException:  # a failed start must not leave the routers started before it running
+        for s in systems:
+            if s.server is not None:
+                s.server.stop()
+        raise
+    return systems
+
+
+def _start_routers(args: argparse.Namespace, engines: list[str], systems: list[System]) -> None:
+    py = sys.executable
     port = args.port + 100
     for k, spec in enumerate(args.editjudge or ["editjudge"]):
         name, env, checkout = _variant(spec)
@@ -107,7 +118,6 @@ def start_systems(args: argparse.Namespace, engines: list[str]) -> list[System]:
         server = Server("vllm-router", argv, url)
         systems.append(System("vllm-router", "vllm-router", (f"{url}/v1/chat/completions",)))
         systems[-1].server = server
-    return systems
 
 
 def measure(
