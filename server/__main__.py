@@ -8,6 +8,7 @@ import sys
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from .app import check_protocols, create_app
@@ -31,8 +32,13 @@ def run(settings: Settings) -> None:
     # uvicorn drains on SIGTERM, then re-raises the signal for the handler it found installed; with
     # the default one the process would die of SIGTERM after a clean drain. Ours exits with 0.
     signal.signal(signal.SIGTERM, _exit_after_drain)
+    # Several workers need an import string: each process builds its app from the environment.
+    workers = settings.workers
+    app: FastAPI | str = create_app(settings) if workers == 1 else "server.app:create_app"
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

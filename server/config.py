@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     score_cache_path: Path = Path("editjudge-cache.sqlite")
     score_cache_max_items: int = Field(100_000, gt=0)
 
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Router processes sharing the port (uvicorn workers). Each keeps its own "
+        "view of backend load (per-worker least-outstanding), health and metrics: /backends and "
+        "/metrics answer for the one process that took the request.",
+    )
     log_level: str = "info"
 
     @field_validator("backends", "api_keys", "cors_origins", "image_formats", mode="before")
