@@ -154,14 +154,16 @@ def prepare_payload(value: str, limits: ImageLimits) -> PreparedImage:
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_HEAD_CHARS = 16384  # 12 KiB of bytes: a JPEG's markers up to its first scan, for most files
+# A JPEG's markers up to its first scan: ~0.6 KiB for a plain JFIF file, more with EXIF or ICC
+# data; Pillow reads the header from the first of these heads that holds it all.
+_HEADS = (4096, 65536)  # base64 characters: 3 KiB, 48 KiB
 _TAIL_CHARS = 64  # the last 48 bytes, where the EOI marker is
 
 
 def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
     """The header-only check of a JPEG (see ``prepare_payload``); None: take the full path."""
     # "/9j/" is base64 of FF D8 FF: the SOI marker and the start of the next one.
-    if not text.startswith("/9j/") or len(text) <= _HEAD_CHARS or len(text) % 4:
+    if not text.startswith("/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
         return None
     try:
         raw = text.encode("ascii")
@@ -172,22 +174,35 @@ def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
         raise InvalidImage("image is not valid base64")
     if b"\xff\xd9" not in binascii.a2b_base64(raw[-_TAIL_CHARS:]):
         return None  # truncated, or trailing bytes after EOI: let the decode check judge
+    for head in _HEADS:
+        if head >= len(raw):
+            return None
+        try:
+            image = _open_head(binascii.a2b_base64(raw[:head]), limits)
+        except InvalidImage:
+            continue  # the header goes on past this head
+        if image is None:
+            return None
+        return PreparedImage(None, "image/jpeg", image.width, image.height, None, text)
+    return None
+
+
+def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
+    """Pillow's view of a JPEG header; None if it cannot pass through unchanged."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(binascii.a2b_base64(raw[:_HEAD_CHARS]), limits)
+            image = _open(head, limits)
             cap = limits.resize_max_pixels
             if image.format != "JPEG" or (cap is not None and _pixels(image) > cap):
                 return None
             if image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
                 return None
-    except InvalidImage:
-        return None  # header longer than the head (large EXIF or ICC data): decode it all
+            return image
     except EditJudgeError:
-        raise  # too many pixels, format not accepted: the header says so for sure
+        raise  # InvalidImage: header cut short; too many pixels or format: known for sure
     except Exception:
         return None  # e.g. malformed EXIF: the full path decides
-    return PreparedImage(None, "image/jpeg", image.width, image.height, None, text)
 
 
 def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedImage:

@@ -81,13 +81,21 @@ def test_rotated_jpeg_takes_the_full_path_and_is_rotated() -> None:
     assert (img.width, img.height) == (256, 320) and img.data != raw
 
 
-def test_header_longer_than_the_head_falls_back() -> None:
-    raw = noisy_jpeg()
-    # A 40 KB application segment before the frame header: Pillow needs more than the head.
+def _with_app_segments(raw: bytes, count: int) -> bytes:
+    """``raw`` with ``count`` 40 KB application segments before its frame header."""
     blob = b"\xff\xe9" + struct.pack(">H", 40_002) + bytes(40_000)
-    padded = raw[:2] + blob + raw[2:]
+    return raw[:2] + blob * count + raw[2:]
+
+
+def test_a_longer_header_is_read_from_a_bigger_head() -> None:
+    img = prepare_payload(text(_with_app_segments(noisy_jpeg(), 1)), HEADER)
+    assert img._data is None and (img.width, img.height) == (256, 256)
+
+
+def test_header_longer_than_every_head_falls_back() -> None:
+    padded = _with_app_segments(noisy_jpeg(), 2)
     img = prepare_payload(text(padded), HEADER)
-    assert img._data is not None and (img.width, img.height) == (256, 256)
+    assert img._data is not None and img.data == padded and (img.width, img.height) == (256, 256)
 
 
 def test_corrupt_entropy_data_is_caught_only_by_the_decode_check() -> None:
