@@ -99,7 +99,11 @@ class AiohttpEngineClient:
         connector = aiohttp.TCPConnector(
             limit=max_connections, keepalive_timeout=60, ttl_dns_cache=60
         )
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # No cookie jar: engines set none, and a shared client must not carry state between
+        # callers' requests; it also spares a jar lookup per request.
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
         return await self._request("POST", url, body, timeout)

@@ -62,23 +62,35 @@ class Measurement:
             error_sample=next((o.error_sample for o in outcomes if o.error_sample), ""),
         )
 
+    def summary(self) -> str:
+        what = f"{self.req_s} req/s" if not self.rate else f"@{self.rate:g}/s"
+        return (
+            f"{what}, p50 {self.p50_ms} ms, p99 {self.p99_ms} ms, {self.errors} errors, "
+            f"CPU ms/req {self.cpu_ms_per_req}, generator lag p99 {self.lag_p99_ms} ms"
+        )
+
 
 @dataclass
 class Row:
     name: str
     kind: str
-    peak: Measurement  # closed loop: max sustained throughput
-    fixed: Measurement  # open loop at the fixed rate
+    peak: Measurement  # closed loop: the round with the highest throughput
+    fixed: Measurement  # open loop at the fixed rate: the round with the median p99
     env: dict[str, str] = field(default_factory=dict)
+    rounds: dict[str, list[Measurement]] = field(default_factory=dict)
 
-
-def line(row: Row) -> str:
-    p, f = row.peak, row.fixed
-    return (
-        f"   {row.name}: max {p.req_s} req/s ({p.errors} errors; CPU cores {p.cpu_cores}); "
-        f"@{f.rate:g}/s p50 {f.p50_ms} ms p99 {f.p99_ms} ms ({f.errors} errors, "
-        f"generator lag p99 {f.lag_p99_ms} ms)"
-    )
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        kind: str,
+        peaks: list[Measurement],
+        fixed: list[Measurement],
+        env: dict[str, str],
+    ) -> Row:
+        best = max(peaks, key=lambda m: m.req_s)
+        median = sorted(fixed, key=lambda m: m.p99_ms)[(len(fixed) - 1) // 2]
+        return cls(name, kind, best, median, env, {"peak": peaks, "fixed": fixed})
 
 
 def meta(
@@ -118,6 +130,7 @@ class Result:
         out = [
             f"Router overhead: {m['cpu']} x{m['cores']}, commit {m['commit']}, {m['when']}",
             f"fake engines: {m['args']['engines']} x {m['args']['latency'] * 1e3:g} ms; "
+            f"{m['args']['repeat']} interleaved round(s): best max req/s, median-p99 latency; "
             f"load avg before/after {m['load_avg_1m_before']}/{m['load_avg_1m_after']}",
             "",
             f"| system | max req/s | x direct | x vllm-router | p50 ms @{rate:g}/s | p99 ms "
