@@ -61,7 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--no-viescore", action="store_true", help="skip the two-call VIEScore run")
     ap.add_argument("--vllm-router", default=str(DEFAULT_VLLM_ROUTER), help="'' to skip")
-    ap.add_argument("--vllm-router-policy", default="round_robin")
+    ap.add_argument(
+        "--vllm-router-policy",
+        default="round_robin",
+        help="comma-separated: one vllm-router per policy (the first is the reference)",
+    )
     ap.add_argument(
         "--port", type=int, default=23000, help="first port to use (below the ephemeral range)"
     )
@@ -113,14 +117,16 @@ def _start_routers(args: argparse.Namespace, engines: list[str], systems: list[S
     if args.vllm_router and not Path(args.vllm_router).exists():
         print(f"!! {args.vllm_router} missing: run bench/overhead/install_vllm_router.sh; skipped")
     elif args.vllm_router:
-        vport = port + 50
-        argv = [args.vllm_router, "--worker-urls", *engines, "--policy", args.vllm_router_policy]
-        argv += ["--host", "127.0.0.1", "--port", str(vport), "--log-level", "warning"]
-        argv += ["--prometheus-port", str(vport + 1)]
-        url = f"http://127.0.0.1:{vport}"
-        server = Server("vllm-router", argv, url)
-        systems.append(System("vllm-router", "vllm-router", (f"{url}/v1/chat/completions",)))
-        systems[-1].server = server
+        for k, policy in enumerate(args.vllm_router_policy.split(",")):
+            vport = port + 50 + 2 * k
+            argv = [args.vllm_router, "--worker-urls", *engines, "--policy", policy]
+            argv += ["--host", "127.0.0.1", "--port", str(vport), "--log-level", "warning"]
+            argv += ["--prometheus-port", str(vport + 1)]
+            url = f"http://127.0.0.1:{vport}"
+            name = "vllm-router" + (f" ({policy})" if k else "")
+            server = Server(name, argv, url)
+            chat = (f"{url}/v1/chat/completions",)
+            systems.append(System(name, "vllm-router", chat, server=server, env={"policy": policy}))
 
 
 def measure(
