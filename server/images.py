@@ -192,7 +192,7 @@ def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(head, limits)
+            image = _open(head, limits, formats=("JPEG",))
             cap = limits.resize_max_pixels
             if image.format != "JPEG" or (cap is not None and _pixels(image) > cap):
                 return None
@@ -236,9 +236,10 @@ def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedIm
         raise InvalidImage("image data is truncated or corrupt") from None
 
 
-def _open(data: bytes, limits: ImageLimits) -> Image.Image:
+def _open(data: bytes, limits: ImageLimits, formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Pillow's header parse; ``formats`` skips probing other plugins when the format is known."""
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as exc:
         size = re.search(r"\((\d+) pixels\)", str(exc))
         claimed = f"{size.group(1)} pixels" if size else "too many pixels"
