@@ -64,7 +64,7 @@ async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
         raise NoHealthyBackend(
             "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
         )
-    size = len(source.data) + sum(len(e.image.data) for e in entries if isinstance(e, Item))
+    size = source.size + sum(e.image.size for e in entries if isinstance(e, Item))
     with ctx.budget.admit(len(entries), size):
         outcome = await GroupScorer(ctx.scorer).score(
             source, group.instruction, entries, protocol, deadline
