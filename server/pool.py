@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from . import policy
 from .engine import EngineClient
-from .errors import BackendUnavailable, DeadlineExceeded, NoHealthyBackend
+from .errors import BackendError, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
 
 log = logging.getLogger("editjudge.pool")
 
@@ -194,8 +194,14 @@ class BackendPool:
         backend.latency_ewma_s = latency_s if prev is None else 0.8 * prev + 0.2 * latency_s
 
     def record_failure(self, backend: Backend, error: Exception) -> None:
-        """Passive health: count the failure, maybe mark the backend down or open its circuit."""
+        """Passive health: count the failure, maybe mark the backend down or open its circuit.
+
+        A non-retryable error (the engine's 4xx about this one request, e.g. an image it could
+        not decode) is counted but is no mark against the backend: it answered, so it is up.
+        """
         backend.failures += 1
+        if isinstance(error, BackendError) and not error.retryable:
+            return
         backend.consecutive_failures += 1
         now = self._clock()
         if isinstance(error, BackendUnavailable) and backend.healthy:

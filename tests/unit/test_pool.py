@@ -5,7 +5,13 @@ import time
 
 import pytest
 
-from server.errors import BackendTimeout, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
+from server.errors import (
+    BackendHTTPError,
+    BackendTimeout,
+    BackendUnavailable,
+    DeadlineExceeded,
+    NoHealthyBackend,
+)
 from server.pool import BackendPool, PoolConfig, health_loop
 
 
@@ -169,3 +175,16 @@ async def test_health_loop_survives_a_failing_round_and_brings_a_backend_back() 
     finally:
         task.cancel()
     assert p.backends[0].healthy and calls >= 2
+
+
+def test_an_engines_4xx_about_one_request_is_no_mark_against_it() -> None:
+    clock = Clock()
+    p = pool(1, clock=clock, failure_threshold=2)
+    b0 = p.backends[0]
+    for _ in range(5):  # e.g. images the engine could not decode
+        p.record_failure(b0, BackendHTTPError("bad request", b0.url, 400, "invalid image"))
+    assert b0.circuit(clock.now) == "closed" and b0.eligible(clock.now)
+    assert b0.failures == 5 and b0.consecutive_failures == 0
+    for _ in range(2):  # 5xx still open the circuit
+        p.record_failure(b0, BackendHTTPError("oops", b0.url, 503, ""))
+    assert b0.circuit(clock.now) == "open"
