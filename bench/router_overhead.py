@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for i, u in enumerate(engine_urls)
     ]  # fmt: skip
-    load_before = load_average()
+    load_before, sha = load_average(), report.commit(ROOT)
     with running(engines):
         for e in engines:
             e.wait_ready()
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     s.server.wait_ready("/health")
             time.sleep(1.0)
             rows = run_all(systems, args, engines)
-    meta = report.meta(args, cpu_model(), load_before, load_average(), ROOT)
+    meta = report.meta(args, cpu_model(), load_before, load_average(), sha)
     result = report.Result(meta, rows)
     print(result.table())
     paths = result.save(Path(args.out), args.tag)

@@ -93,16 +93,22 @@ class Row:
         return cls(name, kind, best, median, env, {"peak": peaks, "fixed": fixed})
 
 
-def meta(
-    args: argparse.Namespace, cpu: str, load_before: float, load_after: float, root: Path
-) -> dict[str, Any]:
+def commit(root: Path) -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes), read when the run starts."""
+
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()
 
     dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return git("rev-parse", "--short", "HEAD") + dirty
+
+
+def meta(
+    args: argparse.Namespace, cpu: str, load_before: float, load_after: float, sha: str
+) -> dict[str, Any]:
     return {
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git("rev-parse", "--short", "HEAD") + dirty,
+        "commit": sha,
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
