@@ -273,7 +273,12 @@ def pinned(cpus: Sequence[int]) -> dict[str, Any]:
     if not cpus:
         return {}
     chosen = set(cpus)
-    return {"preexec_fn": lambda: os.sched_setaffinity(0, chosen)}
+
+    def pin() -> None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, chosen)
+
+    return {"preexec_fn": pin}
 
 
 def start_launcher(

@@ -139,7 +139,9 @@ async def start(engine: Engine) -> asyncio.subprocess.Process:
 
     def pin() -> None:  # runs in the child between fork and exec
         if cpus:
-            os.sched_setaffinity(0, cpus)
+            # Some sandboxes (gVisor) refuse affinity; the engine then runs unpinned.
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
 
     proc = await asyncio.create_subprocess_exec(
         *engine.argv,
@@ -222,7 +224,10 @@ class _RouterServer(uvicorn.Server):
 async def run(args: argparse.Namespace) -> int:
     engines, router_cpus = build_engines(args, parse_gpus(args.gpus))
     if router_cpus:
-        os.sched_setaffinity(0, set(router_cpus))
+        try:
+            os.sched_setaffinity(0, set(router_cpus))
+        except OSError as exc:
+            log.warning("cannot pin the router to its cores (%s); running unpinned", exc)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
