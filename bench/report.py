@@ -23,12 +23,14 @@ def load(d: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         if "error" in phase:
             runs[f"{name} (failed)"] = {"name": f"{name} (failed)", "error": phase["error"]}
         for run in phase.get("runs", []):
-            runs[run.get("name", name)] = run
+            run.setdefault("name", name)
+            runs[run["name"]] = run
     return meta, runs
 
 
 def busy(run: dict[str, Any]) -> str:
-    values = list((run.get("gpu_busy_pct") or {}).values())
+    """Mean busy time of the GPUs the run used (idle ones would only dilute it)."""
+    values = [v for v in (run.get("gpu_busy_pct") or {}).values() if v > 1.0]
     return f"{sum(values) / len(values):.0f}" if values else "-"
 
 
@@ -91,7 +93,8 @@ def render(d: Path) -> str:
         "share | errors |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    table += [row(r) for r in runs.values() if "items_per_s" in r or "error" in r]
+    table += [row(r) for r in runs.values()
+              if r["name"] != "hf" and ("items_per_s" in r or "error" in r)]
     if "hf" in runs:
         table.append(
             f"| transformers generate, batch 2 | 1 GPU | 2 | {runs['hf']['items_per_s']}"
