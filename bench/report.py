@@ -93,8 +93,9 @@ def render(d: Path) -> str:
         "share | errors |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    table += [row(r) for r in runs.values()
-              if r["name"] != "hf" and ("items_per_s" in r or "error" in r)]
+    table += [
+        row(r) for r in runs.values() if r["name"] != "hf" and ("items_per_s" in r or "error" in r)
+    ]
     if "hf" in runs:
         table.append(
             f"| transformers generate, batch 2 | 1 GPU | 2 | {runs['hf']['items_per_s']}"

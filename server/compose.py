@@ -2,8 +2,9 @@
 
 The committed ``docker-compose.yml`` is this generator's output for the users' six-GPU box; a test
 keeps the two equal. Model and engine flags are not baked in: they come from ``.env`` (see
-``.env.example``) so one file serves every model. ``--pin`` adds per-engine cpusets and thread caps
-computed for the machine the command runs on (:mod:`server.placement`).
+``.env.example``) so one file serves every model. Each engine places itself on the machine at start
+(the launcher's plan, in sh); ``--pin`` writes NUMA-aware cpusets computed for the machine the
+command runs on instead (:mod:`server.placement`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,27 @@ HEADER = (
 )
 
 # Runs in the engine container's shell, so $$VARS expand there, from the container environment.
+# The prelude is the launcher's host placement (server.placement) in sh, for whatever machine the
+# file runs on: engine ENGINE_INDEX of ENGINES takes an equal block of the cores (leaving an
+# eighth, 1-4, to the router), caps its thread pools to it and, with API_SERVER_COUNT=auto, runs
+# one API server per 4 of its cores (1-4). SELF_PIN=0 (set when `--pin` wrote cpusets) skips it.
+ENGINE_PRELUDE = (
+    'if [ "$${SELF_PIN}" = 1 ]; then'
+    " cores=$$(nproc); rc=$$((cores / 8)); [ $$rc -ge 1 ] || rc=1; [ $$rc -le 4 ] || rc=4;"
+    " per=$$(((cores - rc) / ENGINES)); [ $$per -ge 1 ] || per=1;"
+    " lo=$$((ENGINE_INDEX * per)); hi=$$((lo + per - 1));"
+    ' taskset -pc "$$lo-$$hi" $$$$ >/dev/null 2>&1 || true;'
+    " else per=$$(nproc); fi;"
+    ' if [ "$${API_SERVER_COUNT}" = auto ]; then API_SERVER_COUNT=$$((per / 4));'
+    " [ $$API_SERVER_COUNT -ge 1 ] || API_SERVER_COUNT=1;"
+    " [ $$API_SERVER_COUNT -le 4 ] || API_SERVER_COUNT=4; fi;"
+    " t=$$((per / (API_SERVER_COUNT + 1))); [ $$t -ge 1 ] || t=1;"
+    " export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$t} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-$$t}"
+    " TOKENIZERS_PARALLELISM=false; "
+)
 # JSON-valued flags are assembled here from plain variables: compose and sh defaults cannot hold
 # braces.
-ENGINE_COMMAND = (
+ENGINE_COMMAND = ENGINE_PRELUDE + (
     'exec vllm serve "$${MODEL}" --host 0.0.0.0 --port {port}'
     ' --max-model-len "$${MAX_MODEL_LEN}"'
     ' --limit-mm-per-prompt "{\\"image\\": $${IMAGES_PER_PROMPT}, \\"video\\": 0}"'
@@ -53,7 +72,7 @@ ENGINE_ENV = {
     "IMAGES_PER_PROMPT": "${IMAGES_PER_PROMPT:-2}",
     "MAX_PIXELS": "${MAX_PIXELS:-1003520}",
     "GPU_MEMORY_UTILIZATION": "${GPU_MEMORY_UTILIZATION:-0.90}",
-    "API_SERVER_COUNT": "${API_SERVER_COUNT:-2}",
+    "API_SERVER_COUNT": "${API_SERVER_COUNT:-auto}",
     "VLLM_EXTRA_ARGS": "${VLLM_EXTRA_ARGS:-}",
     "HF_TOKEN": "${HF_TOKEN:-}",
     "HF_HOME": "/root/.cache/huggingface",
@@ -61,10 +80,19 @@ ENGINE_ENV = {
 }
 
 
-def engine_service(gpu: int, index: int, spot: placement.EnginePlacement | None) -> dict[str, Any]:
+def engine_service(
+    gpu: int, index: int, count: int, spot: placement.EnginePlacement | None
+) -> dict[str, Any]:
     port = ENGINE_BASE_PORT + index
-    env = {"CUDA_VISIBLE_DEVICES": str(gpu), **ENGINE_ENV}
+    env = {
+        "CUDA_VISIBLE_DEVICES": str(gpu),
+        **ENGINE_ENV,
+        "ENGINE_INDEX": str(index),
+        "ENGINES": str(count),
+        "SELF_PIN": "1",
+    }
     if spot is not None:
+        env["SELF_PIN"] = "0"  # the cpuset below already confines it
         env.update({k: v for k, v in spot.env().items() if k != "CUDA_VISIBLE_DEVICES"})
         env["API_SERVER_COUNT"] = f"${{API_SERVER_COUNT:-{spot.api_server_count}}}"
     service: dict[str, Any] = {
@@ -226,7 +254,7 @@ def render(gpus: Sequence[int], layout: placement.Plan | None = None) -> str:
     spots = {e.gpu: e for e in layout.engines} if layout else {}
     names = [f"vllm-gpu{gpu}" for gpu in gpus]
     services = {
-        name: engine_service(gpu, i, spots.get(gpu))
+        name: engine_service(gpu, i, len(gpus), spots.get(gpu))
         for i, (name, gpu) in enumerate(zip(names, gpus, strict=True))
     }
     services["router"] = router_service(names, layout.router_cpus if layout else ())

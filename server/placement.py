@@ -57,8 +57,9 @@ def plan(
 ) -> Plan:
     """Split ``cpus`` between the router and one engine per GPU.
 
-    The router keeps ``router_cpus`` cores (default: an eighth of the machine, 1 to 4). Each engine
-    gets an equal share of the rest, taken from its GPU's NUMA node when that is known.
+    The router keeps ``router_cpus`` cores (default: an eighth of the machine, 1 to 4), plus any
+    left over from rounding. Each engine gets an equal block of the rest, taken from its GPU's NUMA
+    node when that is known. (The compose file's engine prelude computes the same blocks in sh.)
     ``api_server_count`` defaults to one API server per 4 cores of the engine's share (1 to 4):
     the API servers do the image preprocessing, the engine core needs about one core of its own.
     """
@@ -68,9 +69,10 @@ def plan(
     reserve = router_cpus if router_cpus is not None else min(4, max(1, len(all_cpus) // 8))
     if len(all_cpus) - reserve < len(gpus):
         reserve = 0  # too few cores to set any aside: share everything
-    router = tuple(all_cpus[len(all_cpus) - reserve :]) if reserve else tuple(all_cpus)
-    pool = [c for c in all_cpus if c not in router] if reserve else all_cpus
+    pool = all_cpus[: len(all_cpus) - reserve]
     shares = _shares(gpus, pool, numa_of_gpu or {}, numa_cpus or {})
+    taken = {c for share in shares.values() for c in share}
+    router = tuple(c for c in all_cpus if c not in taken) if reserve else tuple(all_cpus)
     engines = []
     for gpu in gpus:
         share = shares[gpu]
@@ -101,9 +103,6 @@ def _shares(
             shares[gpu] = take
             free = [c for c in free if c not in take]
             local = [c for c in local if c not in take]
-    # Any cores left over from rounding go to the last engines, one each.
-    for gpu, extra in zip(reversed(list(gpus)), free, strict=False):
-        shares[gpu] = sorted([*shares[gpu], extra])
     return shares
 
 

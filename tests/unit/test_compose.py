@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 
 from server import placement
 from server.compose import render
+from tests.shell_stub import run_engine_command
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
@@ -67,8 +69,7 @@ def test_compose_config_validates_offline(tmp_path: Path) -> None:
                 assert out.returncode == 0, out.stderr
 
 
-def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
-    """Run the engine's shell command with a stub `vllm` and check the flags it receives."""
+def compose_config(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [
             COMPOSE,
@@ -82,20 +83,49 @@ def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
         text=True,
         check=True,
         cwd=ROOT,
+        env={**os.environ, **(extra_env or {})},
     )
-    svc = yaml.safe_load(out.stdout)["services"]["vllm-gpu1"]
+    return dict(yaml.safe_load(out.stdout))
+
+
+def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
+    """Run the engine's shell command with a stub `vllm` and check the flags it receives."""
+    svc = compose_config()["services"]["vllm-gpu1"]
     env = {k: str(v) for k, v in svc["environment"].items()}
-    stub = 'vllm() { for a in "$@"; do printf "%s\\n" "$a"; done; }; '
-    script = stub + svc["command"][0].replace("$$", "$").removeprefix("exec ")
-    argv = subprocess.run(
-        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
+    argv = run_engine_command(svc["command"][0].replace("$$", "$"), env, nproc=64).argv
     assert argv[:2] == ["serve", "Qwen/Qwen3-VL-30B-A3B-Instruct"]
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
     assert flags["--port"] == "8002"
     assert flags["--limit-mm-per-prompt"] == '{"image": 2, "video": 0}'
     assert flags["--mm-processor-kwargs"] == '{"max_pixels": 1003520}'
     assert flags["--gpu-memory-utilization"] == "0.90"
+
+
+@pytest.mark.parametrize(("gpus", "cores"), [(4, 64), (6, 64), (8, 128), (2, 32)])
+def test_engine_prelude_places_like_the_launcher(gpus: int, cores: int) -> None:
+    """Each compose engine pins itself to the same cores, API servers and threads as
+    `editjudge serve` would give it on a machine of that size."""
+    doc = yaml.safe_load(render(range(gpus)))
+    layout = placement.plan(list(range(gpus)), list(range(cores)))
+    for i in range(gpus):
+        svc = doc["services"][f"vllm-gpu{i}"]
+        env = {
+            k: os.path.expandvars(str(v)).replace("${API_SERVER_COUNT:-auto}", "auto")
+            for k, v in svc["environment"].items()
+        }
+        env["API_SERVER_COUNT"] = "auto"
+        launch = run_engine_command(svc["command"][0].replace("$$", "$"), env, nproc=cores)
+        spot = layout.engines[i]
+        assert launch.taskset[:2] == ["-pc", spot.cpuset()]
+        flags = dict(zip(launch.argv[2::2], launch.argv[3::2], strict=False))
+        assert flags["--api-server-count"] == str(spot.api_server_count)
+        assert launch.threads == str(spot.threads_per_process)
+
+
+def test_pinned_file_does_not_pin_twice() -> None:
+    layout = placement.plan([0, 1], list(range(16)))
+    svc = yaml.safe_load(render([0, 1], layout))["services"]["vllm-gpu1"]
+    assert svc["environment"]["SELF_PIN"] == "0" and svc["cpuset"]
 
 
 def compose_services(*profiles: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from kubernetes_validate.utils import latest_version
 from pydantic import ValidationError
 
 from server.config import Settings
+from tests.shell_stub import run_engine_command
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"
@@ -212,6 +213,8 @@ def test_engine_command_matches_the_compose_engines(docs: list[Doc]) -> None:
         text=True,
         check=True,
         cwd=ROOT,
+        # the k8s ConfigMap's count; compose's default ("auto") derives it from the machine
+        env={**os.environ, "API_SERVER_COUNT": "2"},
     )
     engine = json.loads(out.stdout)["services"]["vllm-gpu0"]
     compose_env = {k: str(v) for k, v in engine["environment"].items()}
@@ -221,13 +224,5 @@ def test_engine_command_matches_the_compose_engines(docs: list[Doc]) -> None:
 
 
 def stub_vllm(command: str, env: dict[str, str]) -> list[str]:
-    """The argv ``vllm`` would get from ``command`` (run by sh with a stub vllm function)."""
-    stub = 'vllm() { for a in "$@"; do printf "%s\\n" "$a"; done; }; '
-    out = subprocess.run(
-        ["/bin/sh", "-c", stub + command.removeprefix("exec ")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.splitlines()
+    """The argv ``vllm`` would get from ``command`` (run by sh with stub executables)."""
+    return run_engine_command(command, env, nproc=64).argv
