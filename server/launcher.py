@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import uvicorn
@@ -44,9 +44,7 @@ class Engine:
     env: dict[str, str]
     cpus: tuple[int, ...] = ()
     proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
     started_at: float = 0.0
-    pids: list[int] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -152,7 +150,6 @@ async def start(engine: Engine) -> asyncio.subprocess.Process:
         preexec_fn=pin,
     )
     engine.proc, engine.started_at = proc, time.monotonic()
-    engine.pids.append(proc.pid)
     log.info("GPU %d: started engine (pid %d) on port %d", engine.gpu, proc.pid, engine.port)
     return proc
 
@@ -163,7 +160,7 @@ async def supervise(engine: Engine, stopping: asyncio.Event, max_backoff_s: floa
     while not stopping.is_set():
         proc = await start(engine)
         assert proc.stdout is not None
-        await asyncio.gather(pump(engine, proc.stdout), proc.wait())
+        await wait_exited(engine, proc, proc.stdout)
         if stopping.is_set():
             return
         uptime = time.monotonic() - engine.started_at
@@ -176,10 +173,32 @@ async def supervise(engine: Engine, stopping: asyncio.Event, max_backoff_s: floa
             uptime,
             backoff,
         )
-        engine.restarts += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=backoff)
         backoff = min(max_backoff_s, backoff * 2)
+
+
+async def wait_exited(
+    engine: Engine, proc: asyncio.subprocess.Process, stdout: asyncio.StreamReader
+) -> None:
+    """Wait for the engine's main process to exit, then end what it left behind.
+
+    vLLM's API server starts an EngineCore (and workers) in its process group. If the API server
+    dies alone (a crash, ``kill -9``), those children live on: they keep the GPU's memory and our
+    output pipe open, so neither a restart nor a clean stop could happen. The group goes with it.
+    """
+    pumping = asyncio.create_task(pump(engine, stdout))
+    # Process.wait() also waits for the pipes to close, which orphans would delay forever; the
+    # exit status is known as soon as the main process is reaped.
+    while proc.returncode is None and not pumping.done():
+        await asyncio.wait([pumping], timeout=0.5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        await asyncio.wait_for(pumping, timeout=5.0)
+    except TimeoutError:  # something outside the group still holds the pipe: stop reading it
+        pumping.cancel()
+    await proc.wait()
 
 
 async def stop_engine(engine: Engine, timeout_s: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,8 +29,11 @@ def main() -> None:
     if argv[:1] == ["serve"]:  # `vllm serve ...`
         argv = argv[1:]
     args, extra = p.parse_known_args(argv)
+    # Like vLLM's EngineCore: a child in our process group that shares our stdout and would
+    # outlive us if we were killed alone.
+    child = subprocess.Popen(["sleep", "3600"])
     print(
-        f"fake vllm pid={os.getpid()} port={args.port} "
+        f"fake vllm pid={os.getpid()} child={child.pid} port={args.port} "
         f"cuda={os.environ.get('CUDA_VISIBLE_DEVICES')} extra={extra}",
         flush=True,
     )

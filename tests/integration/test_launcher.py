@@ -26,6 +26,11 @@ def pids_for(log: Path, gpu: int) -> list[int]:
     return [int(m) for m in re.findall(rf"\[GPU {gpu}\] fake vllm pid=(\d+)", text)]
 
 
+def children_for(log: Path, gpu: int) -> list[int]:
+    text = log.read_text(errors="replace")
+    return [int(m) for m in re.findall(rf"\[GPU {gpu}\] fake vllm pid=\d+ child=(\d+)", text)]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -85,9 +90,14 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
         wait_until(f"{url}/ready", 30, [proc])
         yield proc, url, log
     finally:
+        # Stop it as a user does, so its engines (own sessions) go too; kill only as a fallback.
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-untyped-def]
@@ -95,9 +105,9 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(6)]}, timeout=30)
     assert r.status_code == 200 and all(x["status"] == "ok" for x in r.json()["results"])
     text = log.read_text()
-    line = re.search(r"\[GPU 0\] fake vllm pid=\d+ port=\d+ cuda=0 extra=(.*)", text)
+    line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
     assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
-    assert re.search(r"\[GPU 1\] fake vllm pid=\d+ port=\d+ cuda=1", text)
+    assert re.search(r"\[GPU 1\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=1", text)
 
 
 def test_crashed_engine_restarts_and_router_keeps_serving(launcher) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +123,8 @@ def test_crashed_engine_restarts_and_router_keeps_serving(launcher) -> None:  # 
     wait_for(lambda: len(pids_for(log, 0)) == 2, what="GPU 0 restarted")
     second = pids_for(log, 0)[1]
     assert second != first and alive(second)
+    # what the killed engine left behind (its EngineCore, here a `sleep`) went with it
+    wait_for(lambda: not alive(children_for(log, 0)[0]), what="orphaned child ended")
     wait_for(
         lambda: all(b["healthy"] for b in httpx.get(f"{url}/backends").json()),
         what="GPU 0 healthy again",
@@ -123,7 +135,7 @@ def test_crashed_engine_restarts_and_router_keeps_serving(launcher) -> None:  # 
 def test_sigint_stops_everything(launcher) -> None:  # type: ignore[no-untyped-def]
     proc, url, log = launcher
     wait_for(lambda: pids_for(log, 0) and pids_for(log, 1))
-    engine_pids = pids_for(log, 0) + pids_for(log, 1)
+    engine_pids = pids_for(log, 0) + pids_for(log, 1) + children_for(log, 0) + children_for(log, 1)
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(20) == 0
     wait_for(lambda: not any(alive(p) for p in engine_pids), timeout=10)
