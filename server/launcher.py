@@ -84,6 +84,11 @@ def parse_gpus(spec: str) -> list[int]:
     return gpus
 
 
+def _planned_api_servers(option: str) -> int | None:
+    """``--api-server-count``: auto = from the core share (None), 0 = omit the flag (vLLM: 1)."""
+    return None if option == "auto" else max(1, int(option))
+
+
 def build_engines(
     args: argparse.Namespace, gpus: list[int]
 ) -> tuple[list[Engine], tuple[int, ...]]:
@@ -95,7 +100,8 @@ def build_engines(
         numa_of_gpu=placement.gpu_numa_nodes(bus_ids),
         numa_cpus=placement.numa_topology(),
         router_cpus=args.router_cpus,
-        api_server_count=None if args.api_server_count == "auto" else int(args.api_server_count),
+        # "0" leaves the flag out, so vLLM runs one API server: size thread pools for one.
+        api_server_count=_planned_api_servers(args.api_server_count),
     )
     engines = []
     for i, spot in enumerate(layout.engines):
@@ -121,6 +127,14 @@ def build_engines(
             else {**os.environ, "CUDA_VISIBLE_DEVICES": str(spot.gpu)}
         )
         engines.append(Engine(spot.gpu, port, argv, env, spot.cpus if args.pin else ()))
+        if args.pin:
+            log.info(
+                "GPU %d: cores %s, %d API server(s), %d threads per process",
+                spot.gpu,
+                spot.cpuset(),
+                spot.api_server_count,
+                spot.threads_per_process,
+            )
     return engines, layout.router_cpus if args.pin else ()
 
 
@@ -321,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per startup probe otherwise
     try:  # before any engine starts: a broken template would only fail once they are up
         check_protocols(Settings())
     except (TemplateError, ValueError) as exc:

@@ -108,6 +108,9 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
     assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
     assert re.search(r"\[GPU 1\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=1", text)
+    # the placement plan is logged, and the startup probes are not
+    assert re.search(r"GPU 0: cores [\d,-]+, \d+ API server\(s\), \d+ threads per process", text)
+    assert "HTTP Request: GET" not in text
 
 
 def test_crashed_engine_restarts_and_router_keeps_serving(launcher) -> None:  # type: ignore[no-untyped-def]

@@ -64,3 +64,15 @@ def test_topology_from_sysfs(tmp_path: Path) -> None:
     dev.mkdir(parents=True)
     (dev / "numa_node").write_text("1\n")
     assert gpu_numa_nodes({0: "00000000:18:00.0", 1: "00000000:99:00.0"}, tmp_path) == {0: 1}
+
+
+def test_launcher_sizes_threads_for_the_api_servers_vllm_will_run() -> None:
+    from server.launcher import _planned_api_servers
+
+    assert _planned_api_servers("auto") is None
+    assert _planned_api_servers("0") == 1  # flag omitted: vLLM runs one API server
+    assert _planned_api_servers("3") == 3
+    assert (
+        plan([0], list(range(17)), router_cpus=1, api_server_count=1).engines[0].threads_per_process
+        == 8
+    )
