@@ -28,11 +28,11 @@ import orjson
 
 from .cache import ScoreCache
 from .engine import ChatReply, chat
-from .errors import BackendError, ServiceError
+from .errors import BackendError, DeadlineExceeded, ServiceError
 from .images import PreparedImage
 from .protocols import Item, Rejected, ScoringProtocol
 from .schemas import ScoreResult
-from .scoring import Attempt, Scorer, error_result, gather_or_cancel
+from .scoring import Attempt, Scorer, error_result_of, gather_or_cancel
 
 log = logging.getLogger("editjudge.group")
 
@@ -60,7 +60,7 @@ class GroupOutcome:
 class _Round:
     backend: str
     replies: dict[int, dict[str, ChatReply]]
-    failures: dict[int, BackendError]
+    failures: dict[int, BackendError | DeadlineExceeded]
 
 
 class GroupScorer:
@@ -86,7 +86,7 @@ class GroupScorer:
         pending: dict[int, Item] = {}
         for i, entry in enumerate(entries):
             if isinstance(entry, Rejected):
-                found[i] = error_result(entry.id, entry.error.code, entry.error.message)
+                found[i] = error_result_of(entry.id, entry.error)
                 continue
             if cache is not None:
                 keys[i] = ScoreCache.key(fingerprint, entry)
@@ -123,12 +123,17 @@ class GroupScorer:
         try:
             model = await self.scorer.require_model()
         except ServiceError as exc:
-            return {i: error_result(it.id, exc.code, exc.message) for i, it in pending.items()}
+            return {i: error_result_of(it.id, exc) for i, it in pending.items()}
         prime, bodies = self._bodies(model, pending, protocol, source, instruction)
         attempts = self.scorer.config.max_attempts
         tried: set[str] = set()
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            if time.monotonic() >= deadline:
+                expired = DeadlineExceeded(
+                    "the request deadline passed before the group was scored"
+                )
+                return out | _errors(pending, bodies, expired)
             try:
                 done = await self._round(prime, bodies, source.digest, frozenset(tried), deadline)
             except BackendError as exc:  # the priming call failed: this engine is unfit now
@@ -178,35 +183,39 @@ class GroupScorer:
         for i, replies in done.replies.items():
             outcome.count(replies)
             out[i] = self.scorer.result_of(pending[i], protocol, Attempt(replies, done.backend))
-        retry = {i for i, exc in done.failures.items() if exc.retryable and not last}
+        retry = {
+            i
+            for i, exc in done.failures.items()
+            if isinstance(exc, BackendError) and exc.retryable and not last
+        }
         for i, exc in done.failures.items():
             if i in retry:
                 self.scorer.metrics.retries.labels(exc.code).inc()
             else:
-                out[i] = error_result(pending[i].id, exc.code, exc.message)
+                out[i] = error_result_of(pending[i].id, exc)
         return retry
 
     async def _round(
         self, prime: bytes | None, bodies: Bodies, key: str, avoid: frozenset[str], deadline: float
     ) -> _Round:
         """Lease one engine for the whole group: the priming call, then every candidate."""
-        pool, client = self.scorer.pool, self.scorer.client
+        scorer = self.scorer
         weight = sum(len(calls) for calls in bodies.values()) + (prime is not None)
-        async with pool.lease(weight=weight, key=key, avoid=avoid, deadline=deadline) as b:
+        async with scorer.pool.lease(weight=weight, key=key, avoid=avoid, deadline=deadline) as b:
+            left = deadline - time.monotonic()
             t = time.perf_counter()
             if prime is not None:
                 try:
-                    await chat(client, b.url, prime, self._timeout(deadline))
+                    await chat(scorer.client, b.url, prime, scorer.call_timeout(deadline))
                 except BackendError as exc:
                     if exc.retryable:
-                        pool.record_failure(b, exc)
-                        raise
+                        raise scorer.charge(b, exc, left) from None
                     # e.g. a 400 for this prompt shape: priming only saves time, so go on.
                     log.warning("priming request refused by %s: %s", b.url, exc.message)
             runs = [self._candidate(b.url, calls, deadline) for calls in bodies.values()]
             outcomes = await asyncio.gather(*runs, return_exceptions=True)
             replies: dict[int, dict[str, ChatReply]] = {}
-            failures: dict[int, BackendError] = {}
+            failures: dict[int, BackendError | DeadlineExceeded] = {}
             for i, result in zip(bodies, outcomes, strict=True):
                 if isinstance(result, BackendError):
                     failures[i] = result
@@ -215,30 +224,29 @@ class GroupScorer:
                 else:
                     replies[i] = result
             if failures:
-                pool.record_failure(b, next(iter(failures.values())))
+                first = next(iter(failures.values()))
+                assert isinstance(first, BackendError)
+                if isinstance(scorer.charge(b, first, left), DeadlineExceeded):
+                    expired = DeadlineExceeded(f"request deadline passed while waiting on {b.url}")
+                    failures = dict.fromkeys(failures, expired)
             else:
-                elapsed = time.perf_counter() - t
-                pool.record_success(b, elapsed)
-                self.scorer.metrics.backend_latency.labels(b.url).observe(elapsed)
+                scorer.record_call_success(b, time.perf_counter() - t)
             return _Round(b.url, replies, failures)
 
     async def _candidate(
         self, url: str, calls: dict[str, bytes], deadline: float
     ) -> dict[str, ChatReply]:
-        timeout = self._timeout(deadline)
+        timeout = self.scorer.call_timeout(deadline)
         replies = await gather_or_cancel(
             [chat(self.scorer.client, url, body, timeout) for body in calls.values()]
         )
         return dict(zip(calls, replies, strict=True))
 
-    def _timeout(self, deadline: float) -> float:
-        return max(0.001, min(self.scorer.config.request_timeout_s, deadline - time.monotonic()))
-
 
 def _errors(
     pending: Mapping[int, Item], bodies: Bodies, exc: BackendError | ServiceError
 ) -> dict[int, ScoreResult]:
-    return {i: error_result(pending[i].id, exc.code, exc.message) for i in bodies}
+    return {i: error_result_of(pending[i].id, exc) for i in bodies}
 
 
 def rank_group(results: list[ScoreResult]) -> None:

@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from .engine import ChatReply, EngineClient, chat
-from .errors import BackendError, BackendTimeout, DeadlineExceeded, NoHealthyBackend, ServiceError
+from .errors import (
+    BackendError,
+    BackendTimeout,
+    DeadlineExceeded,
+    EditJudgeError,
+    NoHealthyBackend,
+    ServiceError,
+)
 from .metrics import Metrics
-from .pool import BackendPool
+from .pool import Backend, BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
 from .schemas import ErrorInfo, Fingerprint, ScoreResult
 
@@ -73,16 +80,22 @@ class Scorer:
         self.pool, self.client, self.config = pool, client, config
         self.metrics, self.info = metrics, info
         self.cache = cache
+        self._fingerprints: dict[tuple[str, str, str | None, str | None], Fingerprint] = {}
 
     def fingerprint(self, protocol: ScoringProtocol) -> Fingerprint:
-        return Fingerprint(
-            model=self.info.model,
-            vllm_version=self.info.vllm_version,
-            protocol=protocol.name,
-            template_hash=protocol.template_hash,
-            sampling=self.config.sampling.as_dict(),
-            image_policy=self.config.image_policy,
-        )
+        """What determines a score; built once per protocol and discovered engine facts."""
+        key = (protocol.name, protocol.template_hash, self.info.model, self.info.vllm_version)
+        found = self._fingerprints.get(key)
+        if found is None:
+            found = self._fingerprints[key] = Fingerprint(
+                model=self.info.model,
+                vllm_version=self.info.vllm_version,
+                protocol=protocol.name,
+                template_hash=protocol.template_hash,
+                sampling=self.config.sampling.as_dict(),
+                image_policy=self.config.image_policy,
+            )
+        return found
 
     async def score_many(
         self,
@@ -94,7 +107,7 @@ class Scorer:
 
         async def one(entry: Item | Rejected, protocol: ScoringProtocol) -> ScoreResult:
             if isinstance(entry, Rejected):
-                return error_result(entry.id, entry.error.code, entry.error.message)
+                return error_result_of(entry.id, entry.error)
             return await self.score(entry, protocol, deadline)
 
         pairs = zip(items, protocols, strict=True)
@@ -113,7 +126,7 @@ class Scorer:
         try:
             attempt = await self._place(item, protocol, deadline)
         except (BackendError, ServiceError) as exc:
-            result = error_result(item.id, exc.code, exc.message)
+            result = error_result_of(item.id, exc)
         else:
             result = self.result_of(item, protocol, attempt)
         result.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
@@ -176,27 +189,37 @@ class Scorer:
         lease = self.pool.lease(weight=len(bodies), key=key, avoid=avoid, deadline=deadline)
         async with lease as b:
             left = deadline - time.monotonic()
-            timeout = max(0.001, min(self.config.request_timeout_s, left))
+            timeout = self.call_timeout(deadline)
             t = time.perf_counter()
             try:
                 replies = await gather_or_cancel(
                     [chat(self.client, b.url, body, timeout) for body in bodies.values()]
                 )
-            except BackendTimeout as exc:
-                if left < self.config.request_timeout_s:
-                    # The caller's budget ran out, not the backend's: no mark against it.
-                    raise DeadlineExceeded(
-                        f"request deadline passed while waiting on {b.url}"
-                    ) from None
-                self.pool.record_failure(b, exc)
-                raise
             except BackendError as exc:
-                self.pool.record_failure(b, exc)
-                raise
-            elapsed = time.perf_counter() - t
-            self.pool.record_success(b, elapsed)
-            self.metrics.backend_latency.labels(b.url).observe(elapsed)
+                raise self.charge(b, exc, left) from None
+            self.record_call_success(b, time.perf_counter() - t)
             return Attempt(dict(zip(bodies, replies, strict=True)), b.url)
+
+    def call_timeout(self, deadline: float) -> float:
+        """One call's timeout: the per-call limit, or what is left of the request's deadline."""
+        return max(0.001, min(self.config.request_timeout_s, deadline - time.monotonic()))
+
+    def charge(
+        self, backend: Backend, exc: BackendError, left_s: float
+    ) -> BackendError | DeadlineExceeded:
+        """Count a failed call against ``backend``, unless the caller's deadline caused it.
+
+        ``left_s`` is what remained of the deadline when the call started: a timeout shorter
+        than the per-call limit is the request's budget running out, not the engine failing.
+        """
+        if isinstance(exc, BackendTimeout) and left_s < self.config.request_timeout_s:
+            return DeadlineExceeded(f"request deadline passed while waiting on {backend.url}")
+        self.pool.record_failure(backend, exc)
+        return exc
+
+    def record_call_success(self, backend: Backend, elapsed_s: float) -> None:
+        self.pool.record_success(backend, elapsed_s)
+        self.metrics.backend_latency.labels(backend.url).observe(elapsed_s)
 
     async def require_model(self) -> str:
         """The served model name, discovered from a healthy backend on first need."""
@@ -242,6 +265,11 @@ async def gather_or_cancel(aws: Sequence[Awaitable[T]]) -> list[T]:
 def _cached_tokens(replies: Any) -> int | None:
     counts = [r.cached_tokens for r in replies if r.cached_tokens is not None]
     return sum(counts) if counts else None
+
+
+def error_result_of(item_id: str | None, exc: EditJudgeError) -> ScoreResult:
+    """The error item for ``exc`` (its code and message)."""
+    return error_result(item_id, exc.code, exc.message)
 
 
 def error_result(

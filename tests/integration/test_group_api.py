@@ -182,3 +182,16 @@ async def test_group_route_is_counted_in_metrics() -> None:
         metrics = (await client.get("/metrics")).text
         assert 'editjudge_requests_total{route="/score/group",status="200"} 1.0' in metrics
         assert 'editjudge_items_total{protocol="viescore",status="ok"} 2.0' in metrics
+
+
+async def test_a_group_past_its_deadline_is_deadline_exceeded_and_no_mark_on_engines() -> None:
+    """Slow engines and a short deadline: the caller's budget ran out, not the engines."""
+    async with (
+        fake_engines(2, latency_s=1.0) as engines,
+        router([u for _, u in engines], request_deadline_s=0.3, request_timeout_s=30) as client,
+    ):
+        r = await client.post("/score/group", json=group(3))
+        assert r.status_code == 200
+        assert {x["error"]["code"] for x in r.json()["results"]} == {"deadline_exceeded"}
+        backends = (await client.get("/backends")).json()
+        assert all(b["failures"] == 0 and b["state"] == "closed" for b in backends)
