@@ -20,7 +20,7 @@ from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import BatchRequest, ScoreItem
 
 # Below this many items the thread hop costs more than it saves.
-_THREAD_MIN_ITEMS = 4
+THREAD_MIN_ITEMS = 4
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ async def parse_json_request(
     if len(batch.items) > max_items:
         raise TooManyItems(f"batch has {len(batch.items)} items; the limit is {max_items}")
     default = registry.get(batch.protocol)
-    if len(batch.items) >= _THREAD_MIN_ITEMS:
+    if len(batch.items) >= THREAD_MIN_ITEMS:
         entries = await asyncio.to_thread(_batch_entries, batch.items, registry, limits)
     else:
         entries = _batch_entries(batch.items, registry, limits)
@@ -101,8 +101,8 @@ def _raw_id(raw: Any, index: int) -> str:
 
 
 def build_item(entry: ScoreItem, limits: ImageLimits, fallback_id: str | None) -> Item:
-    image = _image(entry.image, limits, "image")
-    source = _image(entry.source_image, limits, "source_image") if entry.source_image else None
+    image = image_field(entry.image, limits, "image")
+    source = image_field(entry.source_image, limits, "source_image") if entry.source_image else None
     return Item(entry.instruction, image, source, entry.id if entry.id is not None else fallback_id)
 
 
@@ -114,7 +114,8 @@ def image_from_bytes(data: bytes, limits: ImageLimits, field: str) -> PreparedIm
         raise
 
 
-def _image(value: str, limits: ImageLimits, field: str) -> PreparedImage:
+def image_field(value: str, limits: ImageLimits, field: str) -> PreparedImage:
+    """A JSON image field (base64 or data URL); errors name the ``field``."""
     try:
         return prepare_payload(value, limits)
     except EditJudgeError as exc:

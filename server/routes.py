@@ -129,12 +129,9 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Returns a result object for a single item, or ``{"results": [...]}`` for a batch."""
     started = time.monotonic()
     deadline = started + ctx.settings.request_deadline_s
-    with ctx.budget.admit(0, _body_reservation(request, ctx)):
+    with ctx.budget.admit(0, body_reservation(request, ctx)):
         parsed = await _parse(request, ctx)
-    if ctx.pool.healthy_count() == 0:
-        raise NoHealthyBackend(
-            "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
-        )
+    require_healthy(ctx)
     with ctx.budget.admit(len(parsed.entries), parsed.image_bytes):
         results = await ctx.scorer.score_many(parsed.entries, parsed.protocols, deadline)
     if parsed.batch:
@@ -142,7 +139,15 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
     return _single(results[0], ctx)
 
 
-def _body_reservation(request: Request, ctx: AppContext) -> int:
+def require_healthy(ctx: AppContext) -> None:
+    """503 before any work when no backend could take it."""
+    if ctx.pool.healthy_count() == 0:
+        raise NoHealthyBackend(
+            "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
+        )
+
+
+def body_reservation(request: Request, ctx: AppContext) -> int:
     """Bytes to hold while the body is read: its declared length, else the most it may be."""
     declared = request.headers.get("content-length", "")
     return int(declared) if declared.isdigit() else ctx.settings.max_body_bytes

@@ -16,23 +16,16 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from .context import AppContext, Ctx
-from .errors import (
-    EditJudgeError,
-    InvalidRequest,
-    NoHealthyBackend,
-    TooManyItems,
-    UnsupportedMediaType,
-)
+from .errors import EditJudgeError, InvalidRequest, TooManyItems, UnsupportedMediaType
 from .group import GroupScorer
-from .images import ImageLimits, PreparedImage, decode_payload, prepare_image
-from .intake import load_json, validate
+from .images import ImageLimits, PreparedImage
+from .intake import THREAD_MIN_ITEMS, image_field, load_json, validate
 from .protocols import Item, Rejected
-from .routes import Authorized, json_response
+from .routes import Authorized, body_reservation, json_response, require_healthy
 from .schemas import ErrorResponse, GroupRequest, GroupResponse
 
 router = APIRouter()
 
-_THREAD_MIN_IMAGES = 4
 _BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -53,17 +46,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Per-candidate results in request order plus the group's engine and prompt-token counts."""
     deadline = time.monotonic() + ctx.settings.request_deadline_s
-    group = await _parse(request, ctx)
+    with ctx.budget.admit(0, body_reservation(request, ctx)):
+        group = await _parse(request, ctx)
     protocol = ctx.protocols.get(group.protocol)
-    source = _image(group.source_image, ctx.limits, "source_image")
-    if len(group.images) >= _THREAD_MIN_IMAGES:
+    source = image_field(group.source_image, ctx.limits, "source_image")
+    if len(group.images) >= THREAD_MIN_ITEMS:
         entries = await asyncio.to_thread(_candidates, group, source, ctx.limits)
     else:
         entries = _candidates(group, source, ctx.limits)
-    if ctx.pool.healthy_count() == 0:
-        raise NoHealthyBackend(
-            "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
-        )
+    require_healthy(ctx)
     size = source.size + sum(e.image.size for e in entries if isinstance(e, Item))
     with ctx.budget.admit(len(entries), size):
         outcome = await GroupScorer(ctx.scorer).score(
@@ -91,8 +82,6 @@ async def _parse(request: Request, ctx: AppContext) -> GroupRequest:
         raise InvalidRequest(
             f"ids has {len(group.ids)} entries for {len(group.images)} images; give one per image"
         )
-    if not group.instruction.strip():
-        raise InvalidRequest("instruction: must not be blank")
     return group
 
 
@@ -103,18 +92,9 @@ def _candidates(
     for i, value in enumerate(group.images):
         item_id = group.ids[i] if group.ids is not None else str(i)
         try:
-            image = _image(value, limits, f"images.{i}")
+            image = image_field(value, limits, f"images.{i}")
         except EditJudgeError as exc:
             out.append(Rejected(item_id, exc))
             continue
         out.append(Item(group.instruction, image, source, item_id))
     return out
-
-
-def _image(value: str, limits: ImageLimits, field: str) -> PreparedImage:
-    try:
-        data, b64 = decode_payload(value, limits)
-        return prepare_image(data, limits, b64)
-    except EditJudgeError as exc:
-        exc.message = f"{field}: {exc.message}"
-        raise

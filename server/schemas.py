@@ -5,9 +5,9 @@ These shapes are the public contract of ``POST /score``; change them only with a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "error"]
 
@@ -25,6 +25,16 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("instruction must not be blank")
+    return value
+
+
+# One rule for every instruction the API accepts, whichever endpoint it comes through.
+Instruction = Annotated[str, Field(min_length=1, max_length=8192), AfterValidator(_not_blank)]
+
+
 class ScoreItem(BaseModel):
     """One edit to judge: the edited ``image``, optionally its ``source_image``, the instruction."""
 
@@ -32,16 +42,9 @@ class ScoreItem(BaseModel):
 
     image: str = Field(..., min_length=1, description="Edited image: base64 or data URL.")
     source_image: str | None = Field(None, description="Source image: base64 or data URL.")
-    instruction: str = Field(..., min_length=1, max_length=8192)
+    instruction: Instruction
     id: str | None = Field(None, max_length=512)
     protocol: str | None = Field(None, max_length=64)
-
-    @field_validator("instruction")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("instruction must not be blank")
-        return value
 
 
 class BatchRequest(BaseModel):
@@ -59,7 +62,7 @@ class GroupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_image: str = Field(..., min_length=1)
-    instruction: str = Field(..., min_length=1, max_length=8192)
+    instruction: Instruction
     images: list[str] = Field(..., min_length=1)
     ids: list[str] | None = None
     protocol: str | None = Field(None, max_length=64)
