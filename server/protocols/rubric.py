@@ -92,8 +92,18 @@ class RubricProtocol(ScoringProtocol):
         self.reasoning_chars = reasoning_chars
         reason = {"reason": " and a one-sentence reasoning" if reasoning_chars else ""}
         self._with, self._without = PromptTemplate.pair(with_source, without_source, reason)
+        # Built once: every call of an item carries one of these two.
+        self._params_with = self._params(self.fields)
+        self._params_without = self._params(self.fields_without_source)
         self._hash = fingerprint_of(
-            name, with_source, without_source, self._params(self.fields), lo, hi, combine
+            name,
+            with_source,
+            without_source,
+            self._params_with,
+            self._params_without,
+            lo,
+            hi,
+            combine,
         )
 
     @property
@@ -113,9 +123,9 @@ class RubricProtocol(ScoringProtocol):
     def calls(self, item: Item) -> Sequence[Call]:
         if item.source is not None:
             content = self._with.render(item.instruction, item.image, item.source)
-        else:
-            content = self._without.render(item.instruction, item.image, None)
-        return [Call("rubric", content, self._params(self._fields(item)))]
+            return [Call("rubric", content, self._params_with)]
+        content = self._without.render(item.instruction, item.image, None)
+        return [Call("rubric", content, self._params_without)]
 
     def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
         return Call("prefix", self._with.prefix(instruction, source), {"max_tokens": 1})

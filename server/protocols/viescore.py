@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from ..engine import ChatReply
 from ..images import PreparedImage
-from .base import Call, Item, Outcome, ScoringProtocol, fingerprint_of, image, text
+from .base import Call, Content, Item, Outcome, ScoringProtocol, fingerprint_of, image, text
 from .parsing import parse_scores, score_schema
 
 SC_RUBRIC = (
@@ -67,14 +67,18 @@ class VIEScore(ScoringProtocol):
         # Room for the scores plus a reasoning of maxLength one-character tokens, so a schema-
         # constrained reply always closes its JSON before max_tokens.
         self._max_tokens = 48 + reasoning_chars
+        # Built once, not per call: schemas are the same for every item.
+        self._sc_params = self._params(SC_FIELDS)
+        self._sc_params_no_source = self._params(SC_FIELDS[:1])
+        self._pq_params = self._params(PQ_FIELDS)
         self._hash = fingerprint_of(
             self.name,
             SC_RUBRIC,
             SC_RUBRIC_NO_SOURCE,
             PQ_RUBRIC,
             self._question,
-            self._params(SC_FIELDS),
-            self._params(PQ_FIELDS),
+            self._sc_params,
+            self._pq_params,
         )
 
     @property
@@ -85,42 +89,38 @@ class VIEScore(ScoringProtocol):
         schema = score_schema(fields, 0, 10, self.reasoning_chars)
         return {"max_tokens": self._max_tokens, "structured_outputs": {"json": schema}}
 
-    def calls(self, item: Item) -> Sequence[Call]:
-        instruction = f"Editing instruction: {item.instruction}"
-        if item.source is not None:
-            sc_content = [
-                text(SC_RUBRIC),
-                text("Original image:"),
-                image(item.source),
-                text(instruction),
-                text("Edited image:"),
-                image(item.image),
-                text(self._question),
-            ]
-            sc = Call("sc", sc_content, self._params(SC_FIELDS))
-        else:
-            sc_content = [
-                text(SC_RUBRIC_NO_SOURCE),
-                text(instruction),
-                image(item.image),
-                text(self._question),
-            ]
-            sc = Call("sc", sc_content, self._params(SC_FIELDS[:1]))
-        pq = Call(
-            "pq",
-            [text(PQ_RUBRIC), image(item.image), text(self._question)],
-            self._params(PQ_FIELDS),
-        )
-        return [sc, pq]
-
-    def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
-        content = [
+    @staticmethod
+    def _sc_head(source: PreparedImage, instruction: str) -> Content:
+        """The SC call's start, shared by every candidate of a source (and the priming call)."""
+        return [
             text(SC_RUBRIC),
             text("Original image:"),
             image(source),
             text(f"Editing instruction: {instruction}"),
         ]
-        return Call("prefix", content, {"max_tokens": 1})
+
+    def calls(self, item: Item) -> Sequence[Call]:
+        if item.source is not None:
+            sc_content = [
+                *self._sc_head(item.source, item.instruction),
+                text("Edited image:"),
+                image(item.image),
+                text(self._question),
+            ]
+            sc = Call("sc", sc_content, self._sc_params)
+        else:
+            sc_content = [
+                text(SC_RUBRIC_NO_SOURCE),
+                text(f"Editing instruction: {item.instruction}"),
+                image(item.image),
+                text(self._question),
+            ]
+            sc = Call("sc", sc_content, self._sc_params_no_source)
+        pq = Call("pq", [text(PQ_RUBRIC), image(item.image), text(self._question)], self._pq_params)
+        return [sc, pq]
+
+    def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
+        return Call("prefix", self._sc_head(source, instruction), {"max_tokens": 1})
 
     def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
         sc_raw, pq_raw = replies["sc"].content, replies["pq"].content

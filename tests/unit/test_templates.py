@@ -206,3 +206,22 @@ def test_broken_templates_name_the_file_and_fault(
 def test_missing_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match="does not exist"):
         load_templates(tmp_path / "nope", set())
+
+
+def test_rubric_hash_covers_the_fields_scored_without_a_source() -> None:
+    from server.protocols.rubric import RubricProtocol
+
+    def make(without: list[str]) -> RubricProtocol:
+        return RubricProtocol(
+            name="r",
+            description="",
+            with_source="{source} {instruction} {image} {reason}",
+            without_source="{instruction} {image} {reason}",
+            fields=["a", "b"],
+            fields_without_source=without,
+            lo=1,
+            hi=5,
+            combine="mean",
+        )
+
+    assert make(["a"]).template_hash != make(["b"]).template_hash
