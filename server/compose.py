@@ -295,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--gpus must look like 0,1,2 (got {args.gpus!r})")
     if not gpus or len(set(gpus)) != len(gpus):
         p.error("--gpus must list each GPU once")
-    layout = placement.plan(gpus, placement.available_cpus()) if args.pin else None
+    layout = placement.machine_plan(gpus) if args.pin else None
     text = render(gpus, layout)
     if args.output == "-":
         sys.stdout.write(text)

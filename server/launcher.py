@@ -17,7 +17,6 @@ import logging
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -51,25 +50,9 @@ class Engine:
         return f"http://127.0.0.1:{self.port}"
 
 
-def detect_gpus() -> dict[int, str]:
-    """GPU index -> PCI bus id, from nvidia-smi; empty if there is none."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,pci.bus_id", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    rows = [line.split(",") for line in out.strip().splitlines() if line.strip()]
-    return {int(idx): bus.strip() for idx, bus in rows}
-
-
 def parse_gpus(spec: str) -> list[int]:
     if spec == "all":
-        gpus = sorted(detect_gpus())
+        gpus = sorted(placement.detect_gpus())
         if not gpus:
             raise SystemExit("editjudge serve: --gpus all, but nvidia-smi found no GPU")
         return gpus
@@ -93,14 +76,10 @@ def build_engines(
     args: argparse.Namespace, gpus: list[int]
 ) -> tuple[list[Engine], tuple[int, ...]]:
     """Engine commands and environments, with the placement plan applied."""
-    bus_ids = detect_gpus() if args.pin else {}
-    layout = placement.plan(
+    layout = placement.machine_plan(
         gpus,
-        placement.available_cpus(),
-        numa_of_gpu=placement.gpu_numa_nodes(bus_ids),
-        numa_cpus=placement.numa_topology(),
+        numa=args.pin,
         router_cpus=args.router_cpus,
-        # "0" leaves the flag out, so vLLM runs one API server: size thread pools for one.
         api_server_count=_planned_api_servers(args.api_server_count),
     )
     engines = []

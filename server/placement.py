@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +158,37 @@ def gpu_numa_nodes(pci_bus_ids: dict[int, str], sys_root: Path = Path("/sys")) -
             if node >= 0:
                 out[gpu] = node
     return out
+
+
+def detect_gpus() -> dict[int, str]:
+    """GPU index -> PCI bus id, from nvidia-smi; empty if there is none."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,pci.bus_id", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    rows = [line.split(",") for line in out.strip().splitlines() if line.strip()]
+    return {int(idx): bus.strip() for idx, bus in rows}
+
+
+def machine_plan(
+    gpus: Sequence[int],
+    *,
+    numa: bool = True,
+    router_cpus: int | None = None,
+    api_server_count: int | None = None,
+) -> Plan:
+    """:func:`plan` for this machine: its usable cores and, with ``numa``, its GPUs' NUMA nodes."""
+    return plan(
+        gpus,
+        available_cpus(),
+        numa_of_gpu=gpu_numa_nodes(detect_gpus()) if numa else None,
+        numa_cpus=numa_topology() if numa else None,
+        router_cpus=router_cpus,
+        api_server_count=api_server_count,
+    )
