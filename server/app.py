@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from . import __version__
 from .admission import Budget
+from .auth import key_digests
 from .cache import make_cache
 from .config import Settings
 from .context import AppContext
@@ -113,6 +114,7 @@ def build_context(
         budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
         metrics=metrics,
         info=info,
+        api_key_digests=key_digests([k.get_secret_value().encode() for k in settings.api_keys]),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from fastapi import Request
 
@@ -17,13 +18,22 @@ from .context import Ctx
 from .errors import Unauthorized
 
 
-def key_matches(presented: str, keys: list[bytes]) -> bool:
+def key_digests(keys: Sequence[bytes]) -> tuple[bytes, ...]:
+    """What requests are checked against; computed once per app, not per request."""
+    return tuple(hashlib.sha256(key).digest() for key in keys)
+
+
+def digest_matches(presented: str, digests: Sequence[bytes]) -> bool:
     # Fixed-length digests: compare_digest's time then depends on neither content nor length.
     candidate = hashlib.sha256(presented.encode()).digest()
     matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(candidate, hashlib.sha256(key).digest())
+    for digest in digests:
+        matched |= hmac.compare_digest(candidate, digest)
     return matched
+
+
+def key_matches(presented: str, keys: Sequence[bytes]) -> bool:
+    return digest_matches(presented, key_digests(keys))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -39,6 +49,5 @@ async def require_api_key(request: Request, ctx: Ctx) -> None:
     if not ctx.settings.auth_enabled:
         return
     token = bearer_token(request)
-    keys = [k.get_secret_value().encode() for k in ctx.settings.api_keys]
-    if token is None or not key_matches(token, keys):
+    if token is None or not digest_matches(token, ctx.api_key_digests):
         raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")

@@ -30,6 +30,7 @@ class AppContext:
     budget: Budget
     metrics: Metrics
     info: EngineInfo
+    api_key_digests: tuple[bytes, ...] = ()
 
 
 async def get_context(request: Request) -> AppContext:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import policy
 from .engine import EngineClient
@@ -43,7 +43,6 @@ class Backend:
     open_until: float = 0.0  # circuit open until this monotonic time; 0 = closed
     probing: bool = False  # a half-open probe is in flight
     latency_ewma_s: float | None = None
-    meta: dict[str, str] = field(default_factory=dict)
 
     def circuit(self, now: float) -> str:
         if self.open_until == 0.0:

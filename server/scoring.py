@@ -81,6 +81,7 @@ class Scorer:
         self.metrics, self.info = metrics, info
         self.cache = cache
         self._fingerprints: dict[tuple[str, str, str | None, str | None], Fingerprint] = {}
+        self._discovering = asyncio.Lock()
 
     def fingerprint(self, protocol: ScoringProtocol) -> Fingerprint:
         """What determines a score; built once per protocol and discovered engine facts."""
@@ -224,7 +225,10 @@ class Scorer:
     async def require_model(self) -> str:
         """The served model name, discovered from a healthy backend on first need."""
         if self.info.model is None:
-            await discover(self.pool, self.client, self.info)
+            # One lookup for a burst of items arriving before the model is known, not one each.
+            async with self._discovering:
+                if self.info.model is None:
+                    await discover(self.pool, self.client, self.info)
         if self.info.model is None:
             raise NoHealthyBackend("no backend has reported its model yet", retry_after_s=2.0)
         return self.info.model
