@@ -21,7 +21,7 @@ from ._exceptions import InputError
 from ._images import ImagePolicy
 from ._models import Item, Limits, ScoreResult, as_item
 from ._retry import RetryPolicy
-from ._wire import batch_body, fits_alone, item_json, pack, parse_batch
+from ._wire import batch_body, pack, parse_batch, sized_item_json
 
 ResultCallback = Callable[[int, ScoreResult], None]
 Post = Callable[[bytes], Awaitable[httpx.Response]]
@@ -93,11 +93,7 @@ class BatchRunner:
             item = as_item(raw)
             item_id = str(item.id) if item.id is not None else str(start + offset)
             try:
-                part = item_json(item, item_id, self.images)
-                if not fits_alone(len(part), self.protocol, self.limits):
-                    raise InputError(
-                        "item is larger than the router's max_body_bytes", "body_too_large"
-                    )
+                part = sized_item_json(item, item_id, self.images, self.protocol, self.limits)
             except InputError as exc:
                 out.append(ScoreResult.failed(item_id, exc.code, exc.message))
             else:

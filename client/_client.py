@@ -20,11 +20,11 @@ import anyio.to_thread
 import httpx
 
 from ._batching import BatchRunner, ResultCallback
-from ._exceptions import APIConnectionError, APITimeoutError, EditJudgeError, InputError
+from ._exceptions import APIConnectionError, APITimeoutError, EditJudgeError
 from ._images import ImagePolicy
 from ._models import ImageInput, Item, ScoreResult, ServerInfo
 from ._retry import RetryPolicy
-from ._wire import error_from_response, fits_alone, item_json, parse_info, parse_result
+from ._wire import error_from_response, parse_info, parse_result, sized_item_json
 
 T = TypeVar("T")
 
@@ -137,9 +137,9 @@ class AsyncClient:
         """
         item = Item(image, instruction, source_image, id, protocol)
         info = await self.info()
-        body = await anyio.to_thread.run_sync(item_json, item, id, self._images(info))
-        if not fits_alone(len(body), None, info.limits):
-            raise InputError("item is larger than the router's max_body_bytes", "body_too_large")
+        body = await anyio.to_thread.run_sync(
+            sized_item_json, item, id, self._images(info), None, info.limits
+        )
         response = await self.request("POST", "/score", content=body, timeout=self._deadline(info))
         return parse_result(response)
 

@@ -74,6 +74,16 @@ def pack(sizes: Sequence[int], protocol: str | None, limits: Limits) -> list[lis
     return groups
 
 
+def sized_item_json(
+    item: Item, item_id: str | None, policy: ImagePolicy, protocol: str | None, limits: Limits
+) -> bytes:
+    """:func:`item_json`, refused with :class:`InputError` if it cannot fit any request."""
+    body = item_json(item, item_id, policy)
+    if not fits_alone(len(body), protocol, limits):
+        raise InputError("item is larger than the router's max_body_bytes", "body_too_large")
+    return body
+
+
 def fits_alone(size: int, protocol: str | None, limits: Limits) -> bool:
     return len(_BATCH_HEAD) + size + len(batch_tail(protocol)) <= limits.max_body_bytes
 

@@ -48,10 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_score(sub)
-    for name, (module, help_text) in _SERVER_COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_server_main(module))
+    # Listed for --help only: main() hands these to their own parsers before argparse runs.
+    for name, (_, help_text) in _SERVER_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -79,7 +78,6 @@ def _add_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--timeout", type=float, help="seconds to wait for one answer")
     p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
-    p.set_defaults(func=None)
 
 
 def _url(text: str) -> str:
@@ -108,12 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in _SERVER_COMMANDS:
         # Server commands parse their own options (argparse.REMAINDER would swallow --help).
         return _server_main(_SERVER_COMMANDS[args[0]][0])(args[1:])
-    ns = build_parser().parse_args(args)
-    if ns.command == "score":
-        from ._score_cmd import run  # rich and the runner load only when scoring
+    ns = build_parser().parse_args(args)  # "score" is the only command left to parse here
+    from ._score_cmd import run  # rich and the runner load only when scoring
 
-        return run(ns)
-    return int(ns.func(list(ns.args)))
+    return run(ns)
 
 
 if __name__ == "__main__":
