@@ -114,7 +114,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, grace_s: float
 
 
 def spawn(
-    cmd: list[str], logfile: Path, env: dict[str, str] | None = None
+    cmd: list[str], logfile: Path, env: dict[str, str] | None = None, **popen: Any
 ) -> subprocess.Popen[bytes]:
     with open(logfile, "ab") as out:
         return subprocess.Popen(
@@ -124,6 +124,7 @@ def spawn(
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            **popen,
         )
 
 
@@ -311,16 +312,7 @@ def start_launcher(
         "EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": "1024",
         "PYTHONUNBUFFERED": "1",
     }
-    with open(logfile, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            start_new_session=True,
-            **pinned(box.serve_cpus),
-        )
+    proc = spawn(cmd, logfile, env, **pinned(box.serve_cpus))
     t = time.monotonic()
     wait_healthy(
         [*box.engines(args.gpus), f"http://127.0.0.1:{box.router_port}"], args.start_timeout, proc
@@ -385,32 +377,18 @@ def phase_scaling(args: argparse.Namespace, box: Box) -> dict[str, Any]:
             )
         for n in sizes(args.gpus):
             offset += 100_000
-            if n == args.gpus:  # the launcher's own router, in front of every engine
-                url = f"http://127.0.0.1:{box.router_port}"
+            # At N = all, the launcher's own router (the issue-3 proof: >= 500 items); else one
+            # started in front of the first n engines.
+            router = (
+                contextlib.nullcontext(f"http://127.0.0.1:{box.router_port}")
+                if n == args.gpus
+                else extra_router(box.engines(n), box.router_port + n, args)
+            )
+            items = max(500, args.items * n) if n == args.gpus else args.items * n
+            with router as url:
                 runs.append(
                     measure(
-                        f"router-{n}",
-                        "router",
-                        [url],
-                        max(500, args.items * n),
-                        args.conc * n,
-                        args,
-                        elog,
-                        offset,
-                    )
-                )
-                continue
-            with extra_router(box.engines(n), box.router_port + n, args) as url:
-                runs.append(
-                    measure(
-                        f"router-{n}",
-                        "router",
-                        [url],
-                        args.items * n,
-                        args.conc * n,
-                        args,
-                        elog,
-                        offset,
+                        f"router-{n}", "router", [url], items, args.conc * n, args, elog, offset
                     )
                 )
         runs.extend(groups(args, box))

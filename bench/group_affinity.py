@@ -45,7 +45,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -71,12 +70,7 @@ from bench.group_load import (  # noqa: E402
     summarize,
     workload,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port  # noqa: E402
 
 
 def router_env(engines: list[str], policy: str, port: int, extra: dict[str, str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import base64
 import io
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from PIL import Image
@@ -23,16 +24,24 @@ GROUP = 8
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"JPEG"}))
 
 
-def jpeg(seed: int, size: int = 512) -> bytes:
+def noisy_image(
+    seed: int, size: int = 512, noise: int = 3000, fmt: str = "JPEG", **save: Any
+) -> bytes:
+    """A unique, hard-to-compress test image: a flat colour with ``noise`` random pixels."""
     rnd = random.Random(seed)
     im = Image.new("RGB", (size, size), tuple(rnd.randrange(256) for _ in range(3)))
     px = im.load()
     assert px is not None
-    for _ in range(3000):
+    for _ in range(noise):
         px[rnd.randrange(size), rnd.randrange(size)] = tuple(rnd.randrange(256) for _ in range(3))
     buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=90)
+    im.save(buf, fmt, **save)
     return buf.getvalue()
+
+
+def jpeg(seed: int, size: int = 512) -> bytes:
+    """The benchmark's image: 512x512, ~100-150 KB."""
+    return noisy_image(seed, size, 3000, "JPEG", quality=90)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ real. Every process started here is killed when its context exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,32 @@ class Proc:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
         raise LookupError(field)
+
+
+def wait_until(url: str, deadline_s: float, procs: Sequence[subprocess.Popen[bytes]] = ()) -> None:
+    """Poll ``url`` until it answers 200; fail at once if one of ``procs`` has exited."""
+    t_end = time.monotonic() + deadline_s
+    while time.monotonic() < t_end:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"process {p.args!r} exited with {p.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {deadline_s:.0f}s")
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """SIGTERM the process group of a ``start_new_session`` child; SIGKILL after ``grace_s``."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def wait_ready(url: str, path: str = "/health", timeout: float = 30.0, status: int = 200) -> None:

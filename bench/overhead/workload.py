@@ -13,15 +13,13 @@ and base64 text; same decode cost).
 from __future__ import annotations
 
 import base64
-import io
-import random
 import struct
 from dataclasses import dataclass
 
 import orjson
-from PIL import Image
 
 from bench.overhead.protocol import SingleCall
+from bench.workload import noisy_image
 from server.images import PreparedImage
 from server.protocols import Item, Sampling
 
@@ -34,15 +32,7 @@ _SLOT_E = b"@@SLOT-EDITED@@"
 
 def jpeg(seed: int, size: int = 512, noise: int = 7_000, quality: int = 90) -> bytes:
     """A 512x512 JPEG of a flat colour with ``noise`` random pixels (~100 KB, hard to compress)."""
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (size, size), tuple(rnd.randrange(256) for _ in range(3)))
-    px = im.load()
-    assert px is not None
-    for _ in range(noise):
-        px[rnd.randrange(size), rnd.randrange(size)] = tuple(rnd.randrange(256) for _ in range(3))
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    return noisy_image(seed, size, noise, "JPEG", quality=quality)
 
 
 def unique_prefix_b64(tag: int) -> bytes:

@@ -6,18 +6,17 @@ The vLLM venv lives outside the repo (``EDITJUDGE_VLLM_CPU_VENV``, default
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.processes import free_port, stop_group, wait_until
 
 HERE = Path(__file__).parent
 RECIPE = HERE / "vllm_cpu"
@@ -25,36 +24,6 @@ CACHE = Path(os.environ.get("EDITJUDGE_CACHE", Path.home() / ".cache" / "editjud
 VENV = Path(os.environ.get("EDITJUDGE_VLLM_CPU_VENV", CACHE / "vllm-cpu-venv"))
 TIMINGS: dict[str, float] = {}
 SERVED_NAME = "tiny-qwen2vl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(url: str, deadline_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
-    t_end = time.monotonic() + deadline_s
-    while time.monotonic() < t_end:
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"process {p.args!r} exited with {p.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not ready after {deadline_s:.0f}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +127,7 @@ def vllm_servers(
         yield urls
     finally:
         for p in procs:
-            stop(p)
+            stop_group(p)
         for i in range(2):
             tail = (logs / f"vllm-{i}.log").read_text(errors="replace")[-3000:]
             if procs[i].returncode not in (0, -signal.SIGTERM, None):
@@ -184,7 +153,7 @@ def router_url(vllm_servers: list[str]) -> Iterator[str]:
         TIMINGS["router start to ready (s)"] = time.monotonic() - t
         yield url
     finally:
-        stop(proc)
+        stop_group(proc)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import math
-import random
 import re
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from PIL import Image
 
+from bench.workload import noisy_image
 from server.engine import parse_chat_reply
 from server.images import ImageLimits, prepare_image
 from server.protocols import ExpectedScore, Item, Sampling, imgedit
@@ -37,15 +35,7 @@ INSTRUCTION = (
 
 def noisy_png(seed: int, size: int = 256) -> bytes:
     """A unique image (so no earlier test has cached its tokens)."""
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (size, size), tuple(rnd.randrange(256) for _ in range(3)))
-    px = im.load()
-    assert px is not None
-    for _ in range(400):
-        px[rnd.randrange(size), rnd.randrange(size)] = tuple(rnd.randrange(256) for _ in range(3))
-    buf = io.BytesIO()
-    im.save(buf, "PNG")
-    return buf.getvalue()
+    return noisy_image(seed, size, 400, "PNG")
 
 
 def chat(url: str, body: dict[str, object]) -> httpx.Response:

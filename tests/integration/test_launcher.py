@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, wait_until
 from tests.helpers import item
+from tests.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"

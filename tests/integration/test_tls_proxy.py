@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -20,16 +19,11 @@ import httpx
 import pytest
 
 from tests.helpers import fake_engines, item
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CADDY = shutil.which("caddy") or str(Path(sys.executable).parent / "caddy")
 KEY = "tls-test-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_until_up(url: str, proc: subprocess.Popen[bytes], **client: object) -> None:
