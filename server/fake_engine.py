@@ -1,9 +1,11 @@
 """A stand-in for a vLLM OpenAI server: for tests, router benchmarks and laptop demos.
 
 It answers ``/health``, ``/v1/models``, ``/version``, ``/metrics`` and ``/v1/chat/completions`` the
-way vLLM does. Replies honour the request's ``structured_outputs`` (a JSON schema of integer fields
-gets integers in range; a ``choice`` gets one of its options, with ``top_logprobs`` when asked),
-after a configurable latency. Fault injection: ``status`` (answer every completion with that HTTP
+way vLLM does. Replies honour the request's ``structured_outputs`` (a ``regex`` gets a string it
+matches, a JSON schema of integer fields gets integers in range; a ``choice`` gets one of its
+options, with ``top_logprobs`` when asked) and ``max_tokens`` (counting a character as a token: a
+longer reply is cut and finishes with ``length``, as vLLM's would), after a configurable latency.
+Fault injection: ``status`` (answer every completion with that HTTP
 status), ``healthy`` (``/health`` answers 503 when false), ``hang`` (never answer), ``reply`` (a
 function that writes the completion text), ``raw_reply`` (a 200 that is not a chat completion).
 Run one with ``python -m server.fake_engine``; with ``--request-log PATH`` it appends one JSON line
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -97,9 +101,14 @@ class FakeEngine:
         """The chat-completion object this engine answers ``body`` with."""
         structured = body.get("structured_outputs") or {}
         content = self.reply(body) if self.reply else schema_reply(structured, _seed(body))
+        finish = "stop"
+        budget = body.get("max_tokens")
+        # A reply that needs every token of the budget has no room left for its end token.
+        if isinstance(budget, int) and len(content) >= budget:
+            content, finish = content[:budget], "length"
         choice: dict[str, Any] = {
             "index": 0,
-            "finish_reason": "stop",
+            "finish_reason": finish,
             "message": {"role": "assistant", "content": content},
         }
         if body.get("logprobs"):
@@ -145,6 +154,8 @@ def schema_reply(structured: dict[str, Any], seed: int) -> str:
     if "choice" in structured:
         choices = structured["choice"]
         return str(choices[seed % len(choices)])
+    if "regex" in structured:
+        return regex_reply(structured["regex"], seed)
     props = (structured.get("json") or {}).get("properties", {})
     out: dict[str, Any] = {}
     for i, (name, spec) in enumerate(props.items()):
@@ -154,6 +165,72 @@ def schema_reply(structured: dict[str, Any], seed: int) -> str:
         else:
             out[name] = "fake reasoning"
     return orjson.dumps(out or {"score": 5}).decode()
+
+
+_FILLER = "fake reasoning"
+
+
+def regex_reply(pattern: str, seed: int) -> str:
+    """A string ``pattern`` matches: alternatives picked from ``seed``, repeated character classes
+    filled from a fixed phrase. Covers the patterns protocols send (literals, groups,
+    alternation, character classes, bounded repeats)."""
+    # The stdlib's own regex parser (``sre_parse``, private but stable since Python 3.0).
+    parser: Any = importlib.import_module("re._parser")
+    picks = iter(range(64))
+    out: list[str] = []
+
+    def emit(tree: Any) -> None:
+        for op, arg in tree:
+            name = str(op)
+            if name == "LITERAL":
+                out.append(chr(arg))
+            elif name == "SUBPATTERN":
+                emit(arg[-1])
+            elif name == "BRANCH":
+                alternatives = arg[1]
+                emit(alternatives[(seed >> (3 * next(picks))) % len(alternatives)])
+            elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+                low, high, sub = arg
+                if len(sub) == 1 and str(sub[0][0]) == "IN":
+                    out.append(_fill(sub[0][1], low, high))
+                else:
+                    for _ in range(low):
+                        emit(sub)
+            elif name == "IN":
+                out.append(_fill(arg, 1, 1))
+            else:
+                raise ValueError(f"fake engine cannot generate regex element {name}")
+
+    emit(parser.parse(pattern))
+    text = "".join(out)
+    if re.fullmatch(pattern, text) is None:
+        raise ValueError(f"generated {text!r} does not match {pattern!r}")
+    return text
+
+
+def _fill(char_class: Any, low: int, high: int) -> str:
+    """Between ``low`` and ``high`` characters of a class, taken from the filler phrase."""
+    pattern = re.compile("[" + "".join(_class_text(char_class)) + "]")
+    usable = [c for c in _FILLER if pattern.fullmatch(c)]
+    if not usable:
+        usable = [c for c in map(chr, range(32, 127)) if pattern.fullmatch(c)][:1]
+    text = "".join(usable)[: max(low, min(high, len(_FILLER)))]
+    return text + usable[0] * (low - len(text))
+
+
+def _class_text(items: Any) -> list[str]:
+    parts: list[str] = []
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            parts.insert(0, "^")
+        elif name == "LITERAL":
+            parts.append(re.escape(chr(arg)))
+        elif name == "RANGE":
+            parts.append(f"{re.escape(chr(arg[0]))}-{re.escape(chr(arg[1]))}")
+        else:
+            raise ValueError(f"fake engine cannot generate character class element {name}")
+    return parts
 
 
 def _logprobs(content: str, structured: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:

@@ -139,10 +139,11 @@ class Scorer:
         """The result the protocol makes of an attempt's replies (an error item if unparseable)."""
         cached = _cached_tokens(attempt.replies.values())
         try:
+            _require_complete(attempt.replies)
             outcome = protocol.combine(item, attempt.replies)
         except ParseFailure as failure:
             self.metrics.scores_failed.inc()
-            result = error_result(item.id, "unparseable_reply", failure.message, raw=failure.raw)
+            result = error_result(item.id, failure.code, failure.message, raw=failure.raw)
             result.backend = attempt.backend
             return result
         self.metrics.scores_parsed.inc()
@@ -264,6 +265,23 @@ async def gather_or_cancel(aws: Sequence[Awaitable[T]]) -> list[T]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _require_complete(replies: Mapping[str, ChatReply]) -> None:
+    """Refuse replies the engine cut off at ``max_tokens``: whatever they hold is no verdict.
+
+    Protocols size ``max_tokens`` so that a reply in the requested format always ends first; a
+    cut-off reply means the engine did not follow the format (or a custom protocol's budget is too
+    small), which the error code says instead of a misleading ``unparseable_reply``.
+    """
+    cut = [name for name, reply in replies.items() if reply.finish_reason == "length"]
+    if cut:
+        if len(replies) == 1:
+            raw = next(iter(replies.values())).content
+        else:
+            raw = "\n".join(f"{name}: {reply.content}" for name, reply in replies.items())
+        message = f"the judge's reply ({', '.join(cut)}) was cut off at max_tokens, incomplete"
+        raise ParseFailure(message, raw, code="truncated_reply")
 
 
 def _cached_tokens(replies: Any) -> int | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import re
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
 from PIL import Image, ImageDraw
@@ -13,6 +15,11 @@ from PIL import Image, ImageDraw
 from server.app import create_app
 from server.config import Settings
 from server.fake_engine import FakeEngine, start
+
+
+def admits(params: dict[str, Any], reply: str) -> bool:
+    """Whether a call's ``structured_outputs.regex`` constraint admits ``reply`` exactly."""
+    return re.fullmatch(params["structured_outputs"]["regex"], reply) is not None
 
 
 def image_bytes(

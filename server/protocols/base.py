@@ -80,25 +80,66 @@ class Outcome:
 
 
 class ParseFailure(Exception):
-    """A reply had no valid score. ``raw`` keeps what the judge said, for the error item."""
+    """A reply had no valid score. ``raw`` keeps what the judge said, for the error item; ``code``
+    is the item's error code (``unparseable_reply``, or ``truncated_reply`` for a reply cut off
+    at ``max_tokens``)."""
 
-    def __init__(self, message: str, raw: str) -> None:
+    def __init__(self, message: str, raw: str, code: str = "unparseable_reply") -> None:
         super().__init__(message)
         self.message = message
         self.raw = raw
+        self.code = code
 
 
 def text(value: str) -> dict[str, Any]:
     return {"type": "text", "text": value}
 
 
+def separate(parts: Content, *, followed: bool = False) -> Content:
+    """Content parts as the judge should read them: no two pieces of text run together.
+
+    Qwen-VL chat templates concatenate a message's parts with nothing in between, so
+    ``["...failed.", "Original image:", <img>, "Editing instruction: x"]`` would read
+    ``...failed.Original image:<img>Editing instruction: x``. Here adjacent text parts are joined
+    with a newline, and a newline separates text from an image on either side unless the text
+    already has whitespace there. ``followed``: ``parts`` are the start of a longer prompt (a
+    group's shared prefix), so they are laid out exactly as they are inside that prompt.
+    """
+    out: Content = []
+    for part in parts:
+        previous = out[-1] if out else None
+        if part["type"] != "text":
+            if previous is not None and previous["type"] == "text":
+                out[-1] = text(_ends_line(previous["text"]))
+            out.append(part)
+            continue
+        value = part["text"]
+        if previous is not None and previous["type"] == "text":
+            out[-1] = text(_ends_line(previous["text"]) + value)
+        elif previous is not None and value[:1] not in ("\n", " ", "\t"):
+            out.append(text("\n" + value))
+        else:
+            out.append(text(value))
+    if followed and out and out[-1]["type"] == "text":
+        out[-1] = text(_ends_line(out[-1]["text"]))
+    return out
+
+
+def _ends_line(value: str) -> str:
+    return value if value[-1:] in ("\n", " ", "\t") else value + "\n"
+
+
 def image(img: PreparedImage) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": img.data_url()}}
 
 
+# Bumped whenever the way prompts are laid out changes: every protocol's fingerprint changes too.
+LAYOUT_VERSION = "separated-parts-1"
+
+
 def fingerprint_of(*parts: object) -> str:
     """A short stable hash of a protocol's prompts, schemas and call parameters."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    blob = json.dumps([LAYOUT_VERSION, *parts], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -75,9 +75,10 @@ class ExpectedScore(ScoringProtocol):
         self.name = name
         self.description = description
         self._with, self._without = PromptTemplate.pair(with_source, without_source)
-        # vLLM refuses more than its --max-logprobs (default 20); ten digits need ten.
+        # vLLM refuses more than its --max-logprobs (default 20); ten digits need ten. Two tokens:
+        # the digit and the end of sequence, so a complete answer finishes with "stop".
         self._params = {
-            "max_tokens": 1,
+            "max_tokens": 2,
             "logprobs": True,
             "top_logprobs": top_logprobs,
             "structured_outputs": {"choice": list(DIGITS)},

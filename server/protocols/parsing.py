@@ -1,9 +1,18 @@
-"""Defensive extraction of integer scores from judge replies.
+"""The judge's reply format: how it is constrained, how long it can be, and how it is parsed.
 
-Structured outputs make a well-formed JSON object the normal case, but replies can still be cut off
-at ``max_tokens``, come from a server started without structured-output support, or use VIEScore's
-original ``{"score": [a, b]}`` shape. Every path either finds each score inside its range or fails;
-nothing is ever guessed.
+A scoring call asks for one compact JSON object (:class:`ScoreFormat`): integer criteria in a range,
+optionally a short reasoning. The constraint is sent as a regular expression
+(``structured_outputs.regex``) rather than a JSON schema, because vLLM's JSON-schema grammars allow
+any amount of whitespace between tokens unless the *engine* was started with
+``disable_any_whitespace`` (the per-request field of that name is ignored by the xgrammar and
+guidance backends of vLLM 0.26-0.32): a weak or random-weight model then pads with whitespace until
+``max_tokens``. The regular expression admits exactly one compact spelling, so every reply ends
+after a bounded number of characters whatever the engine's flags, and ``max_tokens`` is sized from
+that bound (:meth:`ScoreFormat.max_tokens`).
+
+Parsing stays defensive: replies can still come from an engine that ignored the constraint, or use
+VIEScore's original ``{"score": [a, b]}`` shape. Every path either finds each score inside its
+range or fails; nothing is ever guessed.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -18,6 +28,55 @@ import orjson
 from .base import ParseFailure
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
+# Printable ASCII without '"' and '\\': a reasoning needs no escapes, and one character can never
+# take more than one token (a multi-byte character could take several).
+REASONING_CHARS = r"[ !#-\[\]-~]"
+
+
+@dataclass(frozen=True)
+class ScoreFormat:
+    """A compact JSON object of integer ``fields`` in ``[lo, hi]``, then (``reasoning_chars`` > 0)
+    a ``reasoning`` string of at most that many characters; ``reasoning_first`` puts it first."""
+
+    fields: tuple[str, ...]
+    lo: int
+    hi: int
+    reasoning_chars: int = 0
+    reasoning_first: bool = False
+
+    def _members(self) -> list[tuple[str, str, int]]:
+        """(key, value pattern, longest value) per member, in reply order."""
+        values = "|".join(str(v) for v in range(self.hi, self.lo - 1, -1))
+        longest = max(len(str(self.lo)), len(str(self.hi)))
+        members = [(f, f"(?:{values})", longest) for f in self.fields]
+        if self.reasoning_chars > 0:
+            text = (f'"{REASONING_CHARS}{{0,{self.reasoning_chars}}}"', self.reasoning_chars + 2)
+            reasoning = ("reasoning", *text)
+            members = [reasoning, *members] if self.reasoning_first else [*members, reasoning]
+        return members
+
+    def regex(self) -> str:
+        """The one spelling a reply may take (for ``structured_outputs.regex``)."""
+        body = ",".join(f'"{re.escape(k)}":{v}' for k, v, _ in self._members())
+        return "\\{" + body + "\\}"
+
+    def max_chars(self) -> int:
+        """Length of the longest reply the regular expression admits."""
+        members = self._members()
+        return 2 + len(members) - 1 + sum(len(k) + 3 + n for k, _, n in members)
+
+    def max_tokens(self) -> int:
+        """Room for the longest reply plus the end-of-sequence token, so a reply that follows the
+        format always finishes with ``stop``, never ``length`` (each token holds >= 1 character)."""
+        return self.max_chars() + 1
+
+    def params(self) -> dict[str, Any]:
+        """The request fields that ask for this format."""
+        return {"max_tokens": self.max_tokens(), "structured_outputs": {"regex": self.regex()}}
+
+    def parse(self, raw: str) -> tuple[dict[str, float], str | None]:
+        """``({field: value}, reasoning)`` from a reply, or :class:`ParseFailure`."""
+        return parse_scores(raw, self.fields, self.lo, self.hi)
 
 
 def score_schema(fields: Sequence[str], lo: int, hi: int, reasoning_chars: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ..engine import ChatReply
 from ..images import PreparedImage
 from .base import Call, Item, Outcome, ScoringProtocol, fingerprint_of
-from .parsing import parse_scores, score_schema
+from .parsing import ScoreFormat
 from .template import PromptTemplate
 
 
@@ -92,9 +92,11 @@ class RubricProtocol(ScoringProtocol):
         self.reasoning_chars = reasoning_chars
         reason = {"reason": " and a one-sentence reasoning" if reasoning_chars else ""}
         self._with, self._without = PromptTemplate.pair(with_source, without_source, reason)
+        self._format_with = ScoreFormat(self.fields, lo, hi, reasoning_chars)
+        self._format_without = ScoreFormat(self.fields_without_source, lo, hi, reasoning_chars)
         # Built once: every call of an item carries one of these two.
-        self._params_with = self._params(self.fields)
-        self._params_without = self._params(self.fields_without_source)
+        self._params_with = self._format_with.params()
+        self._params_without = self._format_without.params()
         self._hash = fingerprint_of(
             name,
             with_source,
@@ -110,15 +112,8 @@ class RubricProtocol(ScoringProtocol):
     def template_hash(self) -> str:
         return self._hash
 
-    def _params(self, fields: Sequence[str]) -> dict[str, object]:
-        schema = score_schema(fields, self.lo, self.hi, self.reasoning_chars)
-        # Room for every field plus a reasoning of maxLength one-character tokens, so a
-        # schema-constrained reply always closes its JSON before max_tokens.
-        max_tokens = 16 + 12 * len(fields) + self.reasoning_chars
-        return {"max_tokens": max_tokens, "structured_outputs": {"json": schema}}
-
-    def _fields(self, item: Item) -> tuple[str, ...]:
-        return self.fields if item.source is not None else self.fields_without_source
+    def _format(self, item: Item) -> ScoreFormat:
+        return self._format_with if item.source is not None else self._format_without
 
     def calls(self, item: Item) -> Sequence[Call]:
         if item.source is not None:
@@ -132,7 +127,7 @@ class RubricProtocol(ScoringProtocol):
 
     def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
         raw = replies["rubric"].content
-        found, reasoning = parse_scores(raw, self._fields(item), self.lo, self.hi)
+        found, reasoning = self._format(item).parse(raw)
         overall = COMBINE[self.combine_name](list(found.values()))
         score = (overall - self.lo) / (self.hi - self.lo) * 10.0
         return Outcome(score, {**found, "overall": overall}, reasoning, raw)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..images import PreparedImage
-from .base import Content, image, text
+from .base import Content, image, separate, text
 
 FIELDS = frozenset({"instruction", "source", "image"})
 
@@ -135,10 +135,10 @@ class PromptTemplate:
             pending = ""
             if seg.kind == "image":
                 if edited is None:  # a prefix stops at the edited image
-                    return parts
+                    return separate(parts, followed=True)
                 parts.append(image(edited))
             elif source is not None:
                 parts.append(image(source))
         if pending.strip():
             parts.append(text(pending))
-        return parts
+        return separate(parts)

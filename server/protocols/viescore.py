@@ -19,8 +19,18 @@ from collections.abc import Mapping, Sequence
 
 from ..engine import ChatReply
 from ..images import PreparedImage
-from .base import Call, Content, Item, Outcome, ScoringProtocol, fingerprint_of, image, text
-from .parsing import parse_scores, score_schema
+from .base import (
+    Call,
+    Content,
+    Item,
+    Outcome,
+    ScoringProtocol,
+    fingerprint_of,
+    image,
+    separate,
+    text,
+)
+from .parsing import ScoreFormat
 
 SC_RUBRIC = (
     "You are an expert reviewer of AI image editing. An editor received an original image and a "
@@ -64,13 +74,13 @@ class VIEScore(ScoringProtocol):
         self._question = QUESTION.format(
             reason=" and a one-sentence reasoning" if reasoning_chars else ""
         )
-        # Room for the scores plus a reasoning of maxLength one-character tokens, so a schema-
-        # constrained reply always closes its JSON before max_tokens.
-        self._max_tokens = 48 + reasoning_chars
-        # Built once, not per call: schemas are the same for every item.
-        self._sc_params = self._params(SC_FIELDS)
-        self._sc_params_no_source = self._params(SC_FIELDS[:1])
-        self._pq_params = self._params(PQ_FIELDS)
+        self._sc = ScoreFormat(SC_FIELDS, 0, 10, reasoning_chars)
+        self._sc_no_source = ScoreFormat(SC_FIELDS[:1], 0, 10, reasoning_chars)
+        self._pq = ScoreFormat(PQ_FIELDS, 0, 10, reasoning_chars)
+        # Built once, not per call: the request fields are the same for every item.
+        self._sc_params = self._sc.params()
+        self._sc_params_no_source = self._sc_no_source.params()
+        self._pq_params = self._pq.params()
         self._hash = fingerprint_of(
             self.name,
             SC_RUBRIC,
@@ -84,10 +94,6 @@ class VIEScore(ScoringProtocol):
     @property
     def template_hash(self) -> str:
         return self._hash
-
-    def _params(self, fields: Sequence[str]) -> dict[str, object]:
-        schema = score_schema(fields, 0, 10, self.reasoning_chars)
-        return {"max_tokens": self._max_tokens, "structured_outputs": {"json": schema}}
 
     @staticmethod
     def _sc_head(source: PreparedImage, instruction: str) -> Content:
@@ -107,7 +113,7 @@ class VIEScore(ScoringProtocol):
                 image(item.image),
                 text(self._question),
             ]
-            sc = Call("sc", sc_content, self._sc_params)
+            sc = Call("sc", separate(sc_content), self._sc_params)
         else:
             sc_content = [
                 text(SC_RUBRIC_NO_SOURCE),
@@ -115,19 +121,21 @@ class VIEScore(ScoringProtocol):
                 image(item.image),
                 text(self._question),
             ]
-            sc = Call("sc", sc_content, self._sc_params_no_source)
-        pq = Call("pq", [text(PQ_RUBRIC), image(item.image), text(self._question)], self._pq_params)
+            sc = Call("sc", separate(sc_content), self._sc_params_no_source)
+        pq_content = [text(PQ_RUBRIC), image(item.image), text(self._question)]
+        pq = Call("pq", separate(pq_content), self._pq_params)
         return [sc, pq]
 
     def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
-        return Call("prefix", self._sc_head(source, instruction), {"max_tokens": 1})
+        head = separate(self._sc_head(source, instruction), followed=True)
+        return Call("prefix", head, {"max_tokens": 1})
 
     def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
         sc_raw, pq_raw = replies["sc"].content, replies["pq"].content
         raw = f"SC: {sc_raw}\nPQ: {pq_raw}"
-        sc_fields = SC_FIELDS if item.source is not None else SC_FIELDS[:1]
-        sc, sc_reason = parse_scores(sc_raw, sc_fields, 0, 10)
-        pq, pq_reason = parse_scores(pq_raw, PQ_FIELDS, 0, 10)
+        sc_format = self._sc if item.source is not None else self._sc_no_source
+        sc, sc_reason = sc_format.parse(sc_raw)
+        pq, pq_reason = self._pq.parse(pq_raw)
         sc_score, pq_score = min(sc.values()), min(pq.values())
         scores = {
             **sc,

@@ -36,7 +36,7 @@ async def test_expected_score_from_the_engines_logprobs() -> None:
         assert res["status"] == "ok", res
         (body,) = engines[0][0].requests
         assert body["structured_outputs"] == {"choice": [str(d) for d in range(10)]}
-        assert body["max_tokens"] == 1 and body["logprobs"] is True
+        assert body["max_tokens"] == 2 and body["logprobs"] is True
         # the fake puts 0.7 on its answer and spreads 0.3 evenly over the other nine digits
         answer = int(res["raw"])
         mean = 0.7 * answer + 0.3 / 9 * (45 - answer)
@@ -84,7 +84,7 @@ async def test_custom_template_is_served_by_name(tmp_path: Path) -> None:
         assert res["status"] == "ok" and res["fingerprint"]["protocol"] == "mine"
         assert res["score"] == pytest.approx((res["scores"]["faithfulness"] - 1) * 5)
         (body,) = engines[0][0].requests
-        assert body["messages"][0]["content"][0]["text"] == "Judge make object 0 blue:"
+        assert body["messages"][0]["content"][0]["text"] == "Judge make object 0 blue:\n"
 
 
 def start_router(

@@ -29,7 +29,7 @@ def logprobs(probs: dict[str, float], junk: int = 10) -> dict[str, float]:
 
 def test_one_call_constrained_to_one_digit_with_top_logprobs() -> None:
     (call,) = ExpectedScore().calls(ITEM)
-    assert call.params["max_tokens"] == 1
+    assert call.params["max_tokens"] == 2  # the digit, then room to stop (finish_reason "stop")
     assert call.params["logprobs"] is True and call.params["top_logprobs"] >= 10
     assert call.params["structured_outputs"] == {"choice": [str(d) for d in range(10)]}
     types = [p["type"] for p in call.content]

@@ -16,7 +16,7 @@ from server.protocols import (
     load_templates,
 )
 from server.protocols.template import PromptTemplate, TemplateSyntaxError
-from tests.helpers import image_bytes
+from tests.helpers import admits, image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
 SRC = prepare_image(image_bytes((1, 2, 3)), LIMITS)
@@ -55,12 +55,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_template_splits_at_images_and_substitutes_the_instruction() -> None:
     t = PromptTemplate.parse("A {instruction}{source} B {{literal}} {instruction}{image}C")
     parts = t.render("hat", EDIT, SRC)
+    # Text never runs into an image: a newline separates them unless whitespace already does.
     assert parts == [
-        {"type": "text", "text": "A hat"},
+        {"type": "text", "text": "A hat\n"},
         {"type": "image_url", "image_url": {"url": SRC.data_url()}},
-        {"type": "text", "text": " B {literal} hat"},
+        {"type": "text", "text": " B {literal} hat\n"},
         {"type": "image_url", "image_url": {"url": EDIT.data_url()}},
-        {"type": "text", "text": "C"},
+        {"type": "text", "text": "\nC"},
     ]
     assert t.prefix("hat", SRC) == parts[:3]
 
@@ -100,13 +101,16 @@ def test_source_rules_for_a_pair() -> None:
 
 def test_imgedit_asks_three_1_to_5_criteria_with_source_first() -> None:
     (call,) = imgedit().calls(Item("add a hat", EDIT, SRC))
-    schema = call.params["structured_outputs"]["json"]
-    assert set(schema["required"]) == {
-        "instruction_adherence",
-        "editing_quality",
-        "detail_preservation",
-    }
-    assert all(p["minimum"] == 1 and p["maximum"] == 5 for p in schema["properties"].values())
+    good = '{"instruction_adherence":5,"editing_quality":1,"detail_preservation":3}'
+    assert admits(call.params, good)
+    for bad in (
+        good.replace(":5", ":6"),
+        good.replace(":1", ":0"),
+        good.replace(",", ", "),  # compact JSON only
+        '{"instruction_adherence":5,"editing_quality":1}',
+    ):
+        assert not admits(call.params, bad), bad
+    assert call.params["max_tokens"] > len(good)
     urls = [p["image_url"]["url"] for p in call.content if p["type"] == "image_url"]
     assert urls == [SRC.data_url(), EDIT.data_url()]
 
@@ -123,7 +127,8 @@ def test_imgedit_maps_the_1_to_5_mean_onto_0_to_10() -> None:
 def test_imgedit_without_source_drops_detail_preservation() -> None:
     item = Item("x", EDIT, None)
     (call,) = imgedit().calls(item)
-    assert "detail_preservation" not in call.params["structured_outputs"]["json"]["properties"]
+    assert admits(call.params, '{"instruction_adherence":5,"editing_quality":5}')
+    assert "detail_preservation" not in call.params["structured_outputs"]["regex"]
     out = imgedit().combine(
         item, {"rubric": reply('{"instruction_adherence": 5, "editing_quality": 5}')}
     )
@@ -139,8 +144,11 @@ def test_imgedit_out_of_range_is_an_error() -> None:
 def test_reasoning_is_requested_only_when_enabled() -> None:
     (quiet,) = imgedit(0).calls(Item("x", EDIT, SRC))
     (chatty,) = imgedit(200).calls(Item("x", EDIT, SRC))
-    assert "reasoning" not in quiet.params["structured_outputs"]["json"]["properties"]
-    assert "reasoning" in chatty.params["structured_outputs"]["json"]["properties"]
+    scores = '"instruction_adherence":5,"editing_quality":1,"detail_preservation":3'
+    assert admits(quiet.params, "{" + scores + "}")
+    assert not admits(quiet.params, "{" + scores + ',"reasoning":"ok"}')
+    assert admits(chatty.params, "{" + scores + ',"reasoning":"a short reason"}')
+    assert not admits(chatty.params, "{" + scores + ',"reasoning":"' + "x" * 201 + '"}')
     assert (
         "reasoning" in chatty.content[-1]["text"] and "reasoning" not in quiet.content[-1]["text"]
     )
@@ -163,8 +171,9 @@ def test_loads_rubric_and_expected_templates_by_file_name(tmp_path: Path) -> Non
     )
     assert out.scores["overall"] == 2 and out.score == pytest.approx(2.5)  # min, 1-5 -> 0-10
     (no_src,) = pretty.calls(Item("a cat", EDIT, None))
-    assert no_src.content[0]["text"] == "Rate a cat:"
-    assert list(no_src.params["structured_outputs"]["json"]["properties"]) == ["beauty"]
+    assert no_src.content[0]["text"] == "Rate a cat:\n"
+    assert admits(no_src.params, '{"beauty":5}')
+    assert not admits(no_src.params, '{"faithfulness":2,"beauty":5}')
     (q,) = quick.calls(Item("a cat", EDIT, SRC))  # no {source}: one prompt for every item
     assert [p["type"] for p in q.content] == ["text", "image_url", "text"]
 
