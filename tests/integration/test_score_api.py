@@ -26,10 +26,10 @@ async def test_single_json_item_scores_with_viescore() -> None:
         assert res["backend"] == engines[0][1] and res["latency_ms"] > 0 and res["error"] is None
         assert res["fingerprint"]["model"] == "fake-judge"
         assert res["fingerprint"]["vllm_version"] == "0.0.0-fake"
-        # two calls (SC + PQ), both deterministic and schema-constrained
+        # two calls (SC + PQ), both deterministic and constrained to compact JSON
         bodies = engines[0][0].requests
         assert len(bodies) == 2
-        assert all(b["temperature"] == 0 and "json" in b["structured_outputs"] for b in bodies)
+        assert all(b["temperature"] == 0 and "regex" in b["structured_outputs"] for b in bodies)
 
 
 async def test_batch_results_come_back_in_request_order_across_engines() -> None:
@@ -165,3 +165,39 @@ async def test_response_is_plain_json() -> None:
             "latency_ms",
         }
         assert b64(b"") == ""
+
+
+async def test_a_reply_cut_off_at_max_tokens_is_a_truncated_reply_item() -> None:
+    """An engine that pads its answer until the token budget runs out: no score, its own code,
+    the text kept. (The fake engine cuts at max_tokens and reports finish_reason "length".)"""
+    padded = '{"instruction_following"' + " " * 10_000
+    async with (
+        fake_engines(1, reply=lambda body: padded) as e,
+        router([u for _, u in e]) as client,
+    ):
+        r = await client.post("/score", json={"items": [item(0)]})
+    (res,) = r.json()["results"]
+    assert res["status"] == "error" and res["score"] is None
+    assert res["error"]["code"] == "truncated_reply"
+    assert "max_tokens" in res["error"]["message"]
+    assert res["raw"].startswith('sc: {"instruction_following"')
+
+
+async def test_info_reports_the_capacity_that_feeds_every_healthy_engine() -> None:
+    async with (
+        fake_engines(3) as engines,
+        router([u for _, u in engines], target_items_per_backend=24) as client,
+    ):
+        cap = (await client.get("/info")).json()["capacity"]
+        assert cap == {
+            "healthy_backends": 3,
+            "backends": 3,
+            "target_items_per_backend": 24,
+            "suggested_items_in_flight": 72,
+        }
+        engines[1][0].healthy = False
+        for _ in range(100):  # the health loop runs every 0.2 s here
+            if (await client.get("/ready")).json()["healthy_backends"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert (await client.get("/info")).json()["capacity"]["suggested_items_in_flight"] == 48
