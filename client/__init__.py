@@ -24,7 +24,16 @@ from ._exceptions import (
     ServerError,
     ServiceUnavailableError,
 )
-from ._models import ErrorInfo, Fingerprint, ImageInput, Item, Limits, ScoreResult, ServerInfo
+from ._models import (
+    Capacity,
+    ErrorInfo,
+    Fingerprint,
+    ImageInput,
+    Item,
+    Limits,
+    ScoreResult,
+    ServerInfo,
+)
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -36,6 +45,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BadRequestError",
+    "Capacity",
     "Client",
     "EditJudgeError",
     "ErrorInfo",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import math
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -36,6 +37,7 @@ _INFO_TIMEOUT_S = 30.0
 # unless the connection is dead.
 _DEADLINE_MARGIN_S = 30.0
 _DEFAULT_DEADLINE_S = 600.0
+_FALLBACK_CONCURRENCY = 4
 
 
 def normalise_url(url: str) -> str:
@@ -65,7 +67,9 @@ class AsyncClient:
         api_key: sent as ``Authorization: Bearer <key>``; defaults to ``$EDITJUDGE_API_KEY``.
         timeout: seconds to wait for one answer; default: the router's request deadline + 30 s.
         retry: the :class:`RetryPolicy` (connection errors, 429, 502, 503, with backoff).
-        concurrency: batch requests in flight at once in :meth:`score_many`.
+        concurrency: batch requests in flight at once in :meth:`score_many`; default: enough to
+            keep the items the router suggests (``GET /info`` ``capacity``) in flight, so a big
+            box is fed as well as a small one (see :meth:`concurrency_for`).
         batch_size: items per batch request (also capped by the router's ``max_batch_items``).
         max_pixels: downscale images above this many pixels, even if the router allows more.
         http_client, transport: bring your own ``httpx.AsyncClient`` or transport (tests, proxies).
@@ -78,13 +82,13 @@ class AsyncClient:
         api_key: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         batch_size: int = 16,
         max_pixels: int | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if concurrency < 1 or batch_size < 1:
+        if (concurrency is not None and concurrency < 1) or batch_size < 1:
             raise ValueError("concurrency and batch_size must be at least 1")
         self.base_url = normalise_url(base_url)
         self.retry = retry or RetryPolicy()
@@ -170,10 +174,31 @@ class AsyncClient:
             return await self.request("POST", "/score", content=body, timeout=deadline)
 
         runner = BatchRunner(
-            post, self.retry, self.concurrency, info.limits, self._images(info), protocol, deliver
+            post,
+            self.retry,
+            self.concurrency_for(info),
+            info.limits,
+            self._images(info),
+            protocol,
+            deliver,
         )
-        await runner.run(items, min(self.batch_size, info.limits.max_batch_items))
+        await runner.run(items, self.batch_size_for(info))
         return [results[i] for i in range(len(results))]
+
+    def batch_size_for(self, info: ServerInfo) -> int:
+        """Items per batch request: ``batch_size``, capped by the router's ``max_batch_items``."""
+        return min(self.batch_size, info.limits.max_batch_items)
+
+    def concurrency_for(self, info: ServerInfo) -> int:
+        """Batch requests :meth:`score_many` keeps in flight against the router ``info`` describes:
+        ``concurrency`` if given, else enough for the router's ``suggested_items_in_flight``
+        (4 with a router that does not suggest any)."""
+        if self.concurrency is not None:
+            return self.concurrency
+        suggested = info.capacity.suggested_items_in_flight if info.capacity else 0
+        if suggested <= 0:
+            return _FALLBACK_CONCURRENCY
+        return max(1, math.ceil(suggested / self.batch_size_for(info)))
 
     async def request(
         self, method: str, path: str, *, content: bytes | None = None, timeout: float
@@ -230,7 +255,7 @@ class Client:
         api_key: str | None = None,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         batch_size: int = 16,
         max_pixels: int | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

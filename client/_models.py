@@ -90,8 +90,17 @@ class Limits(_Open):
         return self.max_image_pixels
 
 
+class Capacity(_Open):
+    """``GET /info``'s ``capacity``: how much work keeps the router's engines busy."""
+
+    healthy_backends: int = 0
+    backends: int = 0
+    target_items_per_backend: int = 0
+    suggested_items_in_flight: int = 0
+
+
 class ServerInfo(_Open):
-    """``GET /info``: model, protocols, limits and version of the router."""
+    """``GET /info``: model, protocols, limits, capacity and version of the router."""
 
     version: str | None = None
     model: str | None = None
@@ -100,6 +109,7 @@ class ServerInfo(_Open):
     default_protocol: str | None = None
     routing_policy: str | None = None
     limits: Limits = Field(default_factory=Limits)
+    capacity: Capacity | None = None  # None: a router older than this field
     auth: bool = False
 
 

@@ -28,7 +28,7 @@ from rich.text import Text
 from ._client import AsyncClient
 from ._exceptions import EditJudgeError
 from ._inputs import InputFileError, read_items
-from ._models import Item, ScoreResult
+from ._models import Item, ScoreResult, ServerInfo
 from ._report import PLOT_HINT, plot_available, print_summary, write_histogram
 from ._results import ResultFileError, ResultLog
 from ._retry import RetryPolicy
@@ -104,6 +104,7 @@ async def _score_all(
     )
     counts: Counter[str] = Counter()
     async with client:
+        _say(_in_flight_plan(client, await client.info()))
         with _progress() as progress:
             task = progress.add_task("scoring", total=len(todo), ok=0, errors=0)
 
@@ -117,6 +118,21 @@ async def _score_all(
                 progress.update(task, advance=1, ok=counts["ok"], errors=counts["error"])
 
             await client.score_many(todo, protocol=args.protocol, on_result=on_result)
+
+
+def _in_flight_plan(client: AsyncClient, info: ServerInfo) -> str:
+    """One line on how much work this run keeps in flight, and why."""
+    requests, batch = client.concurrency_for(info), client.batch_size_for(info)
+    plan = f"{requests} request(s) of up to {batch} items in flight"
+    if client.concurrency is not None:
+        return f"{plan} (--concurrency)"
+    cap = info.capacity
+    if cap is None or cap.suggested_items_in_flight <= 0:
+        return f"{plan} (the router suggests none; --concurrency overrides)"
+    return (
+        f"{plan}: the router has {cap.healthy_backends} healthy engine(s) and suggests "
+        f"{cap.suggested_items_in_flight} items in flight (--concurrency overrides)"
+    )
 
 
 def _rate(task: Task) -> float | None:

@@ -71,7 +71,11 @@ def _add_score(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"router URL (default: ${SERVER_ENV} or {DEFAULT_URL})",
     )
     p.add_argument("--api-key", help=f"API key (default: ${API_KEY_ENV})")
-    p.add_argument("--concurrency", type=_positive, default=4, help="batch requests in flight")
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="batch requests in flight (default: sized from the router's healthy engines)",
+    )
     p.add_argument("--batch-size", type=_positive, default=16, help="items per request")
     p.add_argument("--protocol", help="scoring protocol (default: the router's)")
     p.add_argument("--max-pixels", type=_positive, help="downscale images above this size")

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     max_in_flight_per_backend: int = Field(
         256, gt=0, description="Requests in flight per backend (an item holds one per call)."
     )
+    target_items_per_backend: int = Field(
+        32,
+        gt=0,
+        description="Items the router aims to keep in flight on each healthy engine; GET /info "
+        "reports it, and clients size their concurrency from it.",
+    )
     max_queued_items: int = Field(
         8192, gt=0, description="Router-wide budget of items admitted and not yet finished."
     )

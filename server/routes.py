@@ -27,6 +27,7 @@ from .schemas import (
     BackendInfo,
     BatchRequest,
     BatchResponse,
+    Capacity,
     ErrorResponse,
     InfoResponse,
     ScoreItem,
@@ -261,7 +262,20 @@ async def info(ctx: Ctx) -> InfoResponse:
             "resize_grid": s.resize_grid,
             "request_deadline_s": s.request_deadline_s,
         },
+        capacity=capacity(ctx),
         auth=s.auth_enabled,
+    )
+
+
+def capacity(ctx: AppContext) -> Capacity:
+    """The load that keeps every healthy engine busy (at least one engine's worth)."""
+    healthy = ctx.pool.healthy_count()
+    per = ctx.settings.target_items_per_backend
+    return Capacity(
+        healthy_backends=healthy,
+        backends=len(ctx.pool.backends),
+        target_items_per_backend=per,
+        suggested_items_in_flight=max(1, healthy) * per,
     )
 
 

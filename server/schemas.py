@@ -119,6 +119,19 @@ class BackendInfo(BaseModel):
     latency_ms_ewma: float | None
 
 
+class Capacity(BaseModel):
+    """How much work the router wants, so clients can size their concurrency to the box."""
+
+    healthy_backends: int = Field(description="Engines taking traffic now.")
+    backends: int = Field(description="Engines the router knows.")
+    target_items_per_backend: int = Field(
+        description="Items the router aims to keep in flight on each engine."
+    )
+    suggested_items_in_flight: int = Field(
+        description="Items a client should keep in flight to feed every healthy engine."
+    )
+
+
 class InfoResponse(BaseModel):
     version: str
     model: str | None
@@ -127,4 +140,5 @@ class InfoResponse(BaseModel):
     default_protocol: str
     routing_policy: str
     limits: dict[str, int | float | None]
+    capacity: Capacity
     auth: bool

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy
+from client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy, ServerInfo
 from server.fake_engine import FakeEngine
 from tests.client.servers import LoopbackRouter, asgi_router
 from tests.helpers import image_bytes
@@ -121,3 +121,41 @@ async def test_loopback_waits_out_a_router_without_healthy_backends() -> None:
             result = await client.score(image_bytes(), "edit")
             waited = time.monotonic() - t0
     assert result.ok and waited >= 0.9  # answered 503 until the engine became healthy
+
+
+async def test_concurrency_is_sized_from_the_routers_healthy_engines() -> None:
+    """Without --concurrency the client keeps the router's suggested items in flight: a box
+    with more engines gets more requests in flight, a small one is not flooded."""
+    for n_engines, expected in ((1, 2), (4, 8)):
+        async with asgi_router(n_engines, target_items_per_backend=32) as (http, _, __):
+            client = AsyncClient("http://router", http_client=http, batch_size=16)
+            info = await client.info()
+            assert info.capacity is not None and info.capacity.healthy_backends == n_engines
+            assert client.concurrency_for(info) == expected  # n * 32 items / 16 per request
+            fixed = AsyncClient("http://router", http_client=http, concurrency=3)
+            assert fixed.concurrency_for(info) == 3
+    old_router = ServerInfo()  # no capacity field: the fixed fallback
+    assert AsyncClient("http://x").concurrency_for(old_router) == 4
+
+
+async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> None:
+    knobs = {"latency_s": 0.05}
+    async with asgi_router(2, engine_knobs=knobs, target_items_per_backend=8) as (http, _, __):
+        client = AsyncClient("http://router", http_client=http, batch_size=4)
+        peak, active = 0, 0
+        real_request = client.request
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal peak, active
+            active += 1
+            peak = max(peak, active)
+            try:
+                return await real_request(*args, **kwargs)
+            finally:
+                active -= 1
+
+        client.request = counting  # type: ignore[method-assign]
+        items = [Item(image_bytes((i, 0, 0)), f"edit {i}", id=str(i)) for i in range(40)]
+        results = await client.score_many(items)
+    assert all(r.ok for r in results)
+    assert peak == 4  # 2 engines x 8 items / 4 items per request
