@@ -59,6 +59,8 @@ def tiny_model(vllm_python: Path) -> Path:
 
 
 def vllm_command(python: Path, model: Path, port: int) -> list[str]:
+    """A plain engine: no structured-output flags (no ``disable_any_whitespace``), so the tests
+    prove that the router's own per-request constraints keep replies parseable."""
     return [
         str(python),
         "-m",
@@ -81,8 +83,6 @@ def vllm_command(python: Path, model: Path, port: int) -> list[str]:
         "8",
         "--limit-mm-per-prompt",
         '{"image": 2, "video": 0}',
-        "--structured-outputs-config",
-        '{"backend": "xgrammar", "disable_any_whitespace": true}',
         "--enable-prompt-tokens-details",
         "--enforce-eager",
     ]
