@@ -15,7 +15,7 @@ import yaml
 
 from server import placement
 from server.compose import ENTRYPOINT, render
-from tests.shell_stub import container_argv, run_engine
+from tests.shell_stub import Launch, container_argv, run_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
@@ -141,6 +141,116 @@ def engines_as_compose_runs_them(text: str, tmp_path: Path) -> dict[str, Any]:
     )
     services: dict[str, Any] = json.loads(out.stdout)["services"]
     return {name: svc for name, svc in services.items() if name.startswith("vllm-")}
+
+
+def reserved_gpus(service: dict[str, Any]) -> list[str]:
+    """The host GPUs a service reserves (its NVIDIA device requests' ids)."""
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+    return [
+        str(gpu)
+        for device in devices.get("devices", [])
+        if device.get("driver", "nvidia") == "nvidia" or "gpu" in device.get("capabilities", [])
+        for gpu in device.get("device_ids", [])
+    ]
+
+
+def gpus_missing_in_container(service: dict[str, Any], launch: Launch) -> list[str]:
+    """The NVIDIA container runtime's renumbering, modelled: a container sees only the GPUs its
+    service reserves, numbered 0..n-1 whatever their host indices. Every GPU index the engine is
+    told to use must be one of those: the service environment's CUDA_VISIBLE_DEVICES and
+    NVIDIA_VISIBLE_DEVICES (Docker sets the latter from the reservation by itself, in host
+    numbering, and CUDA ignores it; one written into the service only fights the reservation),
+    and the CUDA_VISIBLE_DEVICES that `vllm` actually started with. Returns what is wrong."""
+    inside = [str(i) for i in range(len(reserved_gpus(service)))]
+    if not inside:
+        return ["the container reserves no GPU"]
+    told = {
+        f"service environment {name}": value
+        for name, value in env_of(service).items()
+        if name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+    }
+    if "CUDA_VISIBLE_DEVICES" in launch.env:
+        told["CUDA_VISIBLE_DEVICES that vllm got"] = launch.env["CUDA_VISIBLE_DEVICES"]
+    return [
+        f"{source} is {value!r}, but the container's GPUs are {inside}"
+        for source, value in told.items()
+        if any(index.strip() not in inside for index in value.split(","))
+    ]
+
+
+def engine_gpu_problems(text: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Start every engine of compose file ``text`` with a stub `vllm`, and check its GPUs."""
+    problems = {}
+    for name, svc in engines_as_compose_runs_them(text, tmp_path).items():
+        launch = run_engine(container_argv(svc, ROOT), env_of(svc), nproc=64)
+        assert launch.argv[:1] == ["serve"], f"{name} did not start vllm"
+        problems[name] = gpus_missing_in_container(svc, launch)
+    return problems
+
+
+@pytest.mark.parametrize("pin", [False, True], ids=["self-placed", "pinned"])
+@pytest.mark.parametrize("gpus", [1, 4, 6, 8])
+def test_every_engine_uses_the_gpu_its_container_sees(gpus: int, pin: bool, tmp_path: Path) -> None:
+    layout = placement.plan(list(range(gpus)), list(range(64))) if pin else None
+    text = render(range(gpus), layout)
+    services = engines_as_compose_runs_them(text, tmp_path)
+    assert {name: reserved_gpus(svc) for name, svc in services.items()} == {
+        f"vllm-gpu{g}": [str(g)] for g in range(gpus)
+    }
+    assert engine_gpu_problems(text, tmp_path) == {f"vllm-gpu{g}": [] for g in range(gpus)}
+
+
+def reserving(gpu: str, **service: Any) -> dict[str, Any]:
+    devices = [{"driver": "nvidia", "device_ids": [gpu], "capabilities": ["gpu"]}]
+    return {**service, "deploy": {"resources": {"reservations": {"devices": devices}}}}
+
+
+@pytest.mark.parametrize(
+    ("service", "wrong"),
+    [
+        # the old file's shape: reserve host GPU 3 and tell the process to use GPU 3
+        (
+            reserving("3", environment={"CUDA_VISIBLE_DEVICES": "3"}),
+            ["service environment CUDA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        # a start command that sets the host index itself
+        (
+            reserving("3", command=["export CUDA_VISIBLE_DEVICES=3; exec vllm serve m"]),
+            ["CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        (
+            reserving("3", environment={"NVIDIA_VISIBLE_DEVICES": "3"}),
+            ["service environment NVIDIA_VISIBLE_DEVICES"],
+        ),
+        # an empty list hides every GPU
+        (
+            reserving("3", environment={"CUDA_VISIBLE_DEVICES": ""}),
+            ["service environment CUDA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        ({"command": ["exec vllm serve m"]}, ["the container reserves no GPU"]),
+    ],
+    ids=["old-file", "command-sets-it", "nvidia-visible-devices", "empty", "no-reservation"],
+)
+def test_the_gpu_model_rejects_an_index_the_container_lacks(
+    service: dict[str, Any], wrong: list[str]
+) -> None:
+    service = {"entrypoint": ["/bin/sh", "-c"], "command": ["exec vllm serve m"], **service}
+    launch = run_engine(container_argv(service, ROOT), env_of(service))
+    problems = gpus_missing_in_container(service, launch)
+    assert len(problems) == len(wrong)
+    assert all(p.startswith(w) for p, w in zip(problems, wrong, strict=True))
+
+
+def test_the_gpu_model_accepts_device_0_for_any_reserved_gpu() -> None:
+    service = reserving(
+        "5",
+        environment={"CUDA_VISIBLE_DEVICES": "0"},
+        entrypoint=["/bin/sh", "-c"],
+        command=["exec vllm serve m"],
+    )
+    launch = run_engine(container_argv(service, ROOT), env_of(service))
+    assert launch.env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert gpus_missing_in_container(service, launch) == []
 
 
 def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
