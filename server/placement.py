@@ -60,7 +60,8 @@ def plan(
 
     The router keeps ``router_cpus`` cores (default: an eighth of the machine, 1 to 4), plus any
     left over from rounding. Each engine gets an equal block of the rest, taken from its GPU's NUMA
-    node when that is known. (The compose file's engine prelude computes the same blocks in sh.)
+    node when that is known. (For docker compose, deploy/engine/entrypoint.sh computes the same
+    blocks in sh.)
     ``api_server_count`` defaults to one API server per 4 cores of the engine's share (1 to 4):
     the API servers do the image preprocessing, the engine core needs about one core of its own.
     """

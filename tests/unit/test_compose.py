@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from server import placement
-from server.compose import render
-from tests.shell_stub import run_engine_command
+from server.compose import ENTRYPOINT, render
+from tests.shell_stub import Launch, container_argv, run_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
@@ -32,7 +32,9 @@ def test_one_engine_per_gpu_with_its_own_port_and_device(gpus: list[int]) -> Non
     assert list(engines) == [f"vllm-gpu{g}" for g in gpus]
     ports = set()
     for gpu, svc in zip(gpus, engines.values(), strict=True):
-        assert svc["environment"]["CUDA_VISIBLE_DEVICES"] == str(gpu)
+        # The runtime shows the container its reserved GPU as device 0: a host index set here
+        # would name a GPU the container does not have (the bug this used to assert).
+        assert "CUDA_VISIBLE_DEVICES" not in svc["environment"]
         device = svc["deploy"]["resources"]["reservations"]["devices"][0]
         assert device["device_ids"] == [str(gpu)] and device["capabilities"] == ["gpu"]
         assert "/health" in " ".join(svc["healthcheck"]["test"])
@@ -43,6 +45,28 @@ def test_one_engine_per_gpu_with_its_own_port_and_device(gpus: list[int]) -> Non
     router = doc["services"]["router"]
     assert router["environment"]["EDITJUDGE_BACKENDS"].count("http://vllm-gpu") == len(gpus)
     assert "depends_on" not in router  # serves as soon as one engine is healthy
+
+
+def keys_as_written(text: str) -> dict[str, frozenset[str]]:
+    """Each engine service's own keys in compose file ``text``, before ``<<`` merges anything."""
+    root = yaml.compose(text)
+    services = next(node for key, node in root.value if key.value == "services")
+    return {
+        key.value: frozenset(k.value for k, _ in node.value)
+        for key, node in services.value
+        if key.value.startswith("vllm-")
+    }
+
+
+def test_the_engine_is_written_once_and_each_service_adds_only_its_own() -> None:
+    """What engines share lives in `x-engine`; a service adds its index, host port and GPU."""
+    text = render(range(6))
+    own = frozenset({"<<", "command", "ports", "deploy"})
+    assert set(keys_as_written(text).values()) == {own}
+    assert text.count("x-engine: &engine") == 1 and text.count("<<: *engine") == 6
+    assert text.count(f"./{ENTRYPOINT}:") == 1 and "exec vllm" not in text  # no inline program
+    pinned = render([0, 1], placement.plan([0, 1], list(range(16))))
+    assert set(keys_as_written(pinned).values()) == {own | {"environment", "cpuset"}}
 
 
 def test_pinned_layout_writes_cpusets_and_thread_caps() -> None:
@@ -88,33 +112,170 @@ def compose_config(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     return dict(yaml.safe_load(out.stdout))
 
 
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as its process gets it (a bare `NAME` with no value is unset)."""
+    return {k: str(v) for k, v in (service.get("environment") or {}).items() if v is not None}
+
+
+def engines_as_compose_runs_them(text: str, tmp_path: Path) -> dict[str, Any]:
+    """The engine services of compose file ``text``, merged and interpolated by compose itself
+    (defaults from .env.example), with mounted paths resolved against this repository."""
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(text)
+    out = subprocess.run(
+        [
+            COMPOSE,
+            "-f",
+            str(path),
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(ROOT / ".env.example"),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    services: dict[str, Any] = json.loads(out.stdout)["services"]
+    return {name: svc for name, svc in services.items() if name.startswith("vllm-")}
+
+
+def reserved_gpus(service: dict[str, Any]) -> list[str]:
+    """The host GPUs a service reserves (its NVIDIA device requests' ids)."""
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+    return [
+        str(gpu)
+        for device in devices.get("devices", [])
+        if device.get("driver", "nvidia") == "nvidia" or "gpu" in device.get("capabilities", [])
+        for gpu in device.get("device_ids", [])
+    ]
+
+
+def gpus_missing_in_container(service: dict[str, Any], launch: Launch) -> list[str]:
+    """The NVIDIA container runtime's renumbering, modelled: a container sees only the GPUs its
+    service reserves, numbered 0..n-1 whatever their host indices. Every GPU index the engine is
+    told to use must be one of those: the service environment's CUDA_VISIBLE_DEVICES and
+    NVIDIA_VISIBLE_DEVICES (Docker sets the latter from the reservation by itself, in host
+    numbering, and CUDA ignores it; one written into the service only fights the reservation),
+    and the CUDA_VISIBLE_DEVICES that `vllm` actually started with. Returns what is wrong."""
+    inside = [str(i) for i in range(len(reserved_gpus(service)))]
+    if not inside:
+        return ["the container reserves no GPU"]
+    told = {
+        f"service environment {name}": value
+        for name, value in env_of(service).items()
+        if name in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+    }
+    if "CUDA_VISIBLE_DEVICES" in launch.env:
+        told["CUDA_VISIBLE_DEVICES that vllm got"] = launch.env["CUDA_VISIBLE_DEVICES"]
+    return [
+        f"{source} is {value!r}, but the container's GPUs are {inside}"
+        for source, value in told.items()
+        if any(index.strip() not in inside for index in value.split(","))
+    ]
+
+
+def engine_gpu_problems(text: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Start every engine of compose file ``text`` with a stub `vllm`, and check its GPUs."""
+    problems = {}
+    for name, svc in engines_as_compose_runs_them(text, tmp_path).items():
+        launch = run_engine(container_argv(svc, ROOT), env_of(svc), nproc=64)
+        assert launch.argv[:1] == ["serve"], f"{name} did not start vllm"
+        problems[name] = gpus_missing_in_container(svc, launch)
+    return problems
+
+
+@pytest.mark.parametrize("pin", [False, True], ids=["self-placed", "pinned"])
+@pytest.mark.parametrize("gpus", [1, 4, 6, 8])
+def test_every_engine_uses_the_gpu_its_container_sees(gpus: int, pin: bool, tmp_path: Path) -> None:
+    layout = placement.plan(list(range(gpus)), list(range(64))) if pin else None
+    text = render(range(gpus), layout)
+    services = engines_as_compose_runs_them(text, tmp_path)
+    assert {name: reserved_gpus(svc) for name, svc in services.items()} == {
+        f"vllm-gpu{g}": [str(g)] for g in range(gpus)
+    }
+    assert engine_gpu_problems(text, tmp_path) == {f"vllm-gpu{g}": [] for g in range(gpus)}
+
+
+def reserving(gpu: str, **service: Any) -> dict[str, Any]:
+    devices = [{"driver": "nvidia", "device_ids": [gpu], "capabilities": ["gpu"]}]
+    return {**service, "deploy": {"resources": {"reservations": {"devices": devices}}}}
+
+
+@pytest.mark.parametrize(
+    ("service", "wrong"),
+    [
+        # the old file's shape: reserve host GPU 3 and tell the process to use GPU 3
+        (
+            reserving("3", environment={"CUDA_VISIBLE_DEVICES": "3"}),
+            ["service environment CUDA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        # a start command that sets the host index itself
+        (
+            reserving("3", command=["export CUDA_VISIBLE_DEVICES=3; exec vllm serve m"]),
+            ["CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        (
+            reserving("3", environment={"NVIDIA_VISIBLE_DEVICES": "3"}),
+            ["service environment NVIDIA_VISIBLE_DEVICES"],
+        ),
+        # an empty list hides every GPU
+        (
+            reserving("3", environment={"CUDA_VISIBLE_DEVICES": ""}),
+            ["service environment CUDA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES that vllm got"],
+        ),
+        ({"command": ["exec vllm serve m"]}, ["the container reserves no GPU"]),
+    ],
+    ids=["old-file", "command-sets-it", "nvidia-visible-devices", "empty", "no-reservation"],
+)
+def test_the_gpu_model_rejects_an_index_the_container_lacks(
+    service: dict[str, Any], wrong: list[str]
+) -> None:
+    service = {"entrypoint": ["/bin/sh", "-c"], "command": ["exec vllm serve m"], **service}
+    launch = run_engine(container_argv(service, ROOT), env_of(service))
+    problems = gpus_missing_in_container(service, launch)
+    assert len(problems) == len(wrong)
+    assert all(p.startswith(w) for p, w in zip(problems, wrong, strict=True))
+
+
+def test_the_gpu_model_accepts_device_0_for_any_reserved_gpu() -> None:
+    service = reserving(
+        "5",
+        environment={"CUDA_VISIBLE_DEVICES": "0"},
+        entrypoint=["/bin/sh", "-c"],
+        command=["exec vllm serve m"],
+    )
+    launch = run_engine(container_argv(service, ROOT), env_of(service))
+    assert launch.env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert gpus_missing_in_container(service, launch) == []
+
+
 def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
     """Run the engine's shell command with a stub `vllm` and check the flags it receives."""
     svc = compose_config()["services"]["vllm-gpu1"]
-    env = {k: str(v) for k, v in svc["environment"].items()}
-    argv = run_engine_command(svc["command"][0].replace("$$", "$"), env, nproc=64).argv
+    argv = run_engine(container_argv(svc, ROOT), env_of(svc), nproc=64).argv
     assert argv[:2] == ["serve", "Qwen/Qwen3-VL-30B-A3B-Instruct"]
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
-    assert flags["--port"] == "8002"
+    assert flags["--port"] == "8000"  # inside its container; published on the host as 8002
+    assert svc["ports"][0]["published"] == "8002" and svc["ports"][0]["target"] == 8000
     assert flags["--limit-mm-per-prompt"] == '{"image": 2, "video": 0}'
     assert flags["--mm-processor-kwargs"] == '{"max_pixels": 1003520}'
     assert flags["--gpu-memory-utilization"] == "0.90"
 
 
 @pytest.mark.parametrize(("gpus", "cores"), [(4, 64), (6, 64), (8, 128), (2, 32)])
-def test_engine_prelude_places_like_the_launcher(gpus: int, cores: int) -> None:
+def test_engine_entrypoint_places_like_the_launcher(gpus: int, cores: int, tmp_path: Path) -> None:
     """Each compose engine pins itself to the same cores, API servers and threads as
     `editjudge serve` would give it on a machine of that size."""
-    doc = yaml.safe_load(render(range(gpus)))
+    services = engines_as_compose_runs_them(render(range(gpus)), tmp_path)
     layout = placement.plan(list(range(gpus)), list(range(cores)))
     for i in range(gpus):
-        svc = doc["services"][f"vllm-gpu{i}"]
-        env = {
-            k: os.path.expandvars(str(v)).replace("${API_SERVER_COUNT:-auto}", "auto")
-            for k, v in svc["environment"].items()
-        }
-        env["API_SERVER_COUNT"] = "auto"
-        launch = run_engine_command(svc["command"][0].replace("$$", "$"), env, nproc=cores)
+        svc = services[f"vllm-gpu{i}"]
+        env = {**env_of(svc), "API_SERVER_COUNT": "auto"}
+        launch = run_engine(container_argv(svc, ROOT), env, nproc=cores)
         spot = layout.engines[i]
         assert launch.taskset[:2] == ["-pc", spot.cpuset()]
         flags = dict(zip(launch.argv[2::2], launch.argv[3::2], strict=False))
