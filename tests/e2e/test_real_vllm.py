@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import TIMINGS
+from tests.e2e.conftest import SERVED_NAME, TIMINGS
 from tests.helpers import b64, data_url, image_bytes
 
 pytestmark = pytest.mark.e2e
@@ -76,3 +77,49 @@ def test_router_reports_the_real_engine(router_url: str) -> None:
     assert info["model"] == "tiny-qwen2vl"
     assert info["vllm_version"] and info["vllm_version"].startswith("0.")
     assert httpx.get(f"{router_url}/ready").status_code == 200
+
+
+def test_every_reply_parses_on_engines_started_without_structured_output_flags(
+    router_url: str,
+) -> None:
+    """The engines run with vLLM's defaults (xgrammar allows any whitespace in JSON): the
+    router's compact-JSON constraint alone keeps a random-weight model's replies parseable."""
+    for protocol in ("viescore", "imgedit"):
+        items = [{**edit_item(i), "protocol": protocol} for i in range(12)]
+        r = httpx.post(f"{router_url}/score", json={"items": items}, timeout=600)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        parsed = sum(x["status"] == "ok" for x in results)
+        assert parsed == len(items), [x["error"] for x in results if x["error"]]
+
+
+def test_the_engine_renders_text_and_images_on_separate_lines(vllm_servers: list[str]) -> None:
+    """Qwen chat templates concatenate content parts; rendered by the real engine, no text runs
+    into the next part."""
+    from server.images import ImageLimits, prepare_image
+    from server.protocols import Item, VIEScore
+
+    limits = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
+    edited = prepare_image(image_bytes((200, 2, 3), size=(256, 256)), limits)
+    source = prepare_image(image_bytes((1, 2, 3), size=(256, 256)), limits)
+    sc, pq = VIEScore().calls(Item("make the sky purple", edited, source))
+    url = vllm_servers[0]
+    prompts = []
+    for call in (sc, pq):
+        messages = [{"role": "user", "content": call.content}]
+        tokens = httpx.post(
+            f"{url}/tokenize",
+            json={"model": SERVED_NAME, "messages": messages, "add_generation_prompt": True},
+            timeout=120,
+        ).json()["tokens"]
+        text = httpx.post(
+            f"{url}/detokenize", json={"model": SERVED_NAME, "tokens": tokens}, timeout=60
+        ).json()["prompt"]
+        prompts.append(re.sub(r"(<\|image_pad\|>)+", "<pads>", text))
+    image = "<|vision_start|><pads><|vision_end|>"
+    assert f"the edit most likely failed.\nOriginal image:\n{image}\n" in prompts[0]
+    assert (
+        f"{image}\nEditing instruction: make the sky purple\nEdited image:\n{image}\n"
+        in (prompts[0])
+    )
+    assert f"{image}\nAnswer in JSON" in prompts[1]
