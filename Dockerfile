@@ -2,6 +2,7 @@
 FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY editjudge ./editjudge
 COPY server ./server
 COPY client ./client
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[server]"
@@ -19,4 +20,4 @@ WORKDIR /home/editjudge
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
-ENTRYPOINT ["python", "-m", "server"]
+ENTRYPOINT ["python", "-m", "editjudge.server"]

@@ -290,7 +290,7 @@ def start_launcher(
     cmd = [
         PY,
         "-m",
-        "server.launcher",
+        "editjudge.server.box.launcher",
         "--gpus",
         gpus,
         "--model",
@@ -333,7 +333,7 @@ def extra_router(
         "EDITJUDGE_ROUTING_POLICY": policy,
         "EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": "1024",
     }
-    proc = spawn([PY, "-m", "server"], args.out / f"router-{port}.log", env)
+    proc = spawn([PY, "-m", "editjudge.server"], args.out / f"router-{port}.log", env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy([url], 60, proc)

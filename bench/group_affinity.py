@@ -96,7 +96,7 @@ def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) ->
     port = free_port()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server"],
+            [sys.executable, "-m", "editjudge.server"],
             cwd=ROOT,
             env=router_env(engines, policy, port, extra),
             stdout=out,

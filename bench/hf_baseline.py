@@ -17,8 +17,8 @@ import transformers
 from PIL import Image
 
 from bench.workload import items
-from server.images import ImageLimits, prepare_image
-from server.protocols import Call, Item, VIEScore
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import Call, Item, VIEScore
 
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"JPEG"}))
 

@@ -1,7 +1,7 @@
 """Benchmark 1: what the router costs, on this machine, against fake engines on loopback.
 
-Side by side in one run, with the same fake engines (``server.fake_engine``, fixed latency) and the
-same unique 2 x 512x512 JPEG requests (~270 KB): straight to the engines (client-side
+Side by side in one run, with the same fake engines (``editjudge fake-engine``, fixed latency)
+and the same unique 2 x 512x512 JPEG requests (~270 KB): straight to the engines (client-side
 least-outstanding), through editjudge ``/score`` (the one-call ``single`` protocol, and VIEScore
 with its two engine calls per item), and through vllm-router. For each: max sustained requests/s
 (closed loop) and latency at a fixed open-loop rate; added latency = through-router minus direct.
@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     engines = [
         Server(
             f"engine{i}",
-            [py, "-m", "server.fake_engine", "--port", u.rsplit(":", 1)[1], "--latency",
-             str(args.latency)],
+            [py, "-m", "editjudge.server.testing.fake_engine", "--port", u.rsplit(":", 1)[1],
+             "--latency", str(args.latency)],
             u,
         )
         for i, u in enumerate(engine_urls)

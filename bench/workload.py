@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from PIL import Image
 
-from server.images import ImageLimits, prepare_image
-from server.protocols import Item, Sampling, VIEScore
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import Item, Sampling, VIEScore
 
 GROUP = 8
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"JPEG"}))

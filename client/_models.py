@@ -118,7 +118,7 @@ class Item:
     """One edit to score: the edited ``image``, the ``instruction``, optionally the source.
 
     Images may be paths, encoded bytes or Pillow images. ``id`` is echoed in the result; when it
-    is omitted in :meth:`~client.Client.score_many`, the input position is used (``"0"``, ...).
+    is omitted in :meth:`~editjudge.Client.score_many`, the input position is used (``"0"``, ...).
     """
 
     image: ImageInput

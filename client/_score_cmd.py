@@ -44,7 +44,7 @@ class _Run:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``editjudge score`` (``args`` from :func:`client.cli.build_parser`)."""
+    """Entry point of ``editjudge score`` (``args`` from the ``score`` command's parser)."""
     state = _Run()
     try:
         return _run(args, state)

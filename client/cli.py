@@ -21,9 +21,19 @@ SERVER_ENV = "EDITJUDGE_SERVER"
 
 # subcommand -> (module with a ``main(argv) -> int``, help)
 _SERVER_COMMANDS = {
-    "router": ("server.__main__", "run the scoring router (settings: EDITJUDGE_* variables)"),
-    "serve": ("server.launcher", "start one vLLM server per GPU plus the router (bare metal)"),
-    "compose": ("server.compose", "write docker-compose.yml for a list of GPUs"),
+    "router": (
+        "editjudge.server.__main__",
+        "run the scoring router (settings: EDITJUDGE_* variables)",
+    ),
+    "serve": (
+        "editjudge.server.box.launcher",
+        "start one vLLM server per GPU plus the router (bare metal)",
+    ),
+    "compose": ("editjudge.server.box.compose", "write docker-compose.yml for a list of GPUs"),
+    "fake-engine": (
+        "editjudge.server.testing.fake_engine",
+        "serve a fake vLLM judge (for tests and demos without a GPU)",
+    ),
 }
 
 

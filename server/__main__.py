@@ -1,10 +1,15 @@
-"""``python -m server``: run the router with settings from ``EDITJUDGE_*`` variables."""
+"""``python -m editjudge.server`` (or ``editjudge router``): run the router with settings from
+``EDITJUDGE_*`` variables.
+
+``python -m server`` from a checkout still works for one release, with a deprecation warning.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
+import warnings
 from types import FrameType
 
 import uvicorn
@@ -34,7 +39,8 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _exit_after_drain)
     # Several workers need an import string: each process builds its app from the environment.
     workers = settings.workers
-    app: FastAPI | str = create_app(settings) if workers == 1 else "server.app:create_app"
+    factory = f"{__package__}.app:create_app"  # the name this package was imported under
+    app: FastAPI | str = create_app(settings) if workers == 1 else factory
     uvicorn.run(
         app,
         factory=workers > 1,
@@ -63,7 +69,7 @@ def describe_config_error(exc: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m server`` and ``editjudge router``; configuration is env-only."""
+    """Entry point of ``python -m editjudge.server`` and ``editjudge router`` (env settings)."""
     if argv and argv[0] in ("-h", "--help"):
         print(
             "usage: editjudge router\n\nConfigure with EDITJUDGE_* environment variables;"
@@ -84,5 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _warn_old_name() -> None:
+    if __package__ == "server":
+        message = (
+            "'python -m server' is deprecated and will be removed in the next release; "
+            "use 'python -m editjudge.server' or 'editjudge router'"
+        )
+        # Raised from __main__, so Python shows it by default.
+        warnings.warn(message, DeprecationWarning, stacklevel=1)
+
+
 if __name__ == "__main__":
+    _warn_old_name()
     sys.exit(main())

@@ -48,3 +48,9 @@ class Budget:
         finally:
             self.items -= items
             self.bytes -= image_bytes
+
+
+def body_reservation(content_length: str | None, max_body_bytes: int) -> int:
+    """Bytes to hold while a body is read: its declared length, else the most it may be."""
+    declared = content_length or ""
+    return int(declared) if declared.isdigit() else max_body_bytes

@@ -14,12 +14,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from . import __version__
 from .admission import Budget
 from .auth import key_digests
 from .cache import make_cache
 from .config import Settings
-from .context import AppContext
+from .deps import AppContext
 from .discovery import Change, Discovery, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError, Unauthorized
@@ -36,9 +35,10 @@ from .protocols import (
     imgedit,
     load_templates,
 )
-from .routes import json_response, openapi_components, router
-from .routes_group import router as group_router
+from .responses import json_response
+from .routes import openapi_components, paths, router
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
+from .version import __version__
 
 log = logging.getLogger("editjudge")
 
@@ -46,7 +46,7 @@ log = logging.getLogger("editjudge")
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
     """The built-in protocols plus the custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
 
-    Raises :class:`~server.protocols.TemplateError` when a template file cannot be used.
+    Raises :class:`~editjudge.server.protocols.TemplateError` when a template file cannot be used.
     """
     chars = settings.max_reasoning_chars if settings.reasoning else 0
     builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), imgedit(chars)]
@@ -59,7 +59,8 @@ def build_protocols(settings: Settings) -> list[ScoringProtocol]:
 def check_protocols(settings: Settings) -> None:
     """Build the protocol registry once, so a broken template stops start-up before serving.
 
-    Raises :class:`~server.protocols.TemplateError` or ``ValueError`` (unknown default protocol).
+    Raises :class:`~editjudge.server.protocols.TemplateError` or ``ValueError`` (an unknown
+    default protocol).
     """
     ProtocolRegistry(build_protocols(settings), settings.protocol)
 
@@ -171,10 +172,9 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
     app.include_router(router)
-    app.include_router(group_router)
     _complete_openapi(app)
     _install_error_handlers(app)
-    routes = {getattr(r, "path", "") for rt in (router, group_router) for r in rt.routes}
+    routes = paths()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from .context import Ctx
+from .deps import Ctx
 from .errors import Unauthorized
 
 
@@ -51,3 +52,7 @@ async def require_api_key(request: Request, ctx: Ctx) -> None:
     token = bearer_token(request)
     if token is None or not digest_matches(token, ctx.api_key_digests):
         raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>'")
+
+
+#: Route parameter type: the request is authorized before the handler runs (or 401).
+Authorized = Annotated[None, Depends(require_api_key)]

@@ -2,7 +2,7 @@
 
 One client (one connection pool with keep-alive) is shared by the whole app. Two transports are
 available, aiohttp (default: the cheaper per-request CPU cost under high concurrency) and httpx,
-selected by ``EDITJUDGE_HTTP_CLIENT``; both map failures onto :mod:`server.errors`.
+selected by ``EDITJUDGE_HTTP_CLIENT``; both map failures onto :mod:`editjudge.server.errors`.
 """
 
 from __future__ import annotations

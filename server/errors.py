@@ -26,7 +26,8 @@
         └── BackendHTTPError           a non-2xx reply (``retryable`` for 5xx/429)
 
 Per-item outcomes that are not exceptions (a judge reply without a valid score) are reported as
-items with ``status: "error"`` and codes such as ``unparseable_reply``; see :mod:`server.scoring`.
+items with ``status: "error"`` and codes such as ``unparseable_reply`` and ``truncated_reply``; see
+:mod:`editjudge.server.scoring`.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class _Round:
 
 
 class GroupScorer:
-    """Scores a group through a :class:`~server.scoring.Scorer`'s pool, client and cache."""
+    """Scores a group through a :class:`~editjudge.server.scoring.Scorer`'s pool, client, cache."""
 
     def __init__(self, scorer: Scorer) -> None:
         self.scorer = scorer

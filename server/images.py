@@ -37,7 +37,7 @@ _EXIF_ORIENTATION = 0x0112
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What an image may be; built from :class:`server.config.Settings`."""
+    """What an image may be; built from :class:`editjudge.server.config.Settings`."""
 
     max_bytes: int
     max_pixels: int

@@ -1,4 +1,4 @@
-"""From request bodies to validated :class:`~server.protocols.Item` objects.
+"""From request bodies to validated :class:`~editjudge.server.protocols.Item` objects.
 
 JSON bodies are parsed with orjson; a batch is validated item by item so one bad item becomes an
 error result in its place instead of failing the request. Image work (base64, Pillow header checks,

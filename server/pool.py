@@ -7,7 +7,7 @@ consecutive failures of other kinds open the circuit for ``circuit_open_s``, aft
 request is let through as a probe. While no backend at all is fit, work waits at most
 ``no_backend_wait_s`` for one to return, then fails with ``no_healthy_backend`` instead of holding
 the caller until its deadline. Choosing among eligible backends is delegated to
-:mod:`server.policy`.
+:mod:`editjudge.server.policy`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 from PIL import Image, ImageDraw
 
-from server.app import create_app
-from server.config import Settings
-from server.fake_engine import FakeEngine, start
+from editjudge.server.app import create_app
+from editjudge.server.config import Settings
+from editjudge.server.testing.fake_engine import FakeEngine, start
 
 
 def admits(params: dict[str, Any], reply: str) -> bool:

@@ -111,9 +111,9 @@ def _spawn(args: list[str], env: Mapping[str, str], log_path: Path) -> subproces
 def start_engine(
     tmp: Path, port: int | None = None, latency: float = 0.0, request_log: Path | None = None
 ) -> Proc:
-    """``python -m server.fake_engine`` on loopback; returns once ``/health`` answers."""
+    """``python -m server.testing.fake_engine`` on loopback; returns once ``/health`` answers."""
     port = port or free_port()
-    args = [sys.executable, "-m", "server.fake_engine", "--port", str(port)]
+    args = [sys.executable, "-m", "editjudge.server.testing.fake_engine", "--port", str(port)]
     args += ["--latency", str(latency)]
     if request_log is not None:
         args += ["--request-log", str(request_log)]
@@ -140,7 +140,7 @@ def start_router(
         **(env or {}),
     }
     log_path = tmp / f"router-{port}.log"
-    proc = Proc(_spawn([sys.executable, "-m", "server"], full, log_path), "", log_path)
+    proc = Proc(_spawn([sys.executable, "-m", "editjudge.server"], full, log_path), "", log_path)
     proc.url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc.url)

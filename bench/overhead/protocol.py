@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from server.engine import ChatReply
-from server.protocols import Call, Item, Outcome, ScoringProtocol
-from server.protocols.base import fingerprint_of, image, text
-from server.protocols.parsing import parse_scores, score_schema
-from server.protocols.viescore import SC_RUBRIC
+from editjudge.server.engine import ChatReply
+from editjudge.server.protocols import Call, Item, Outcome, ScoringProtocol
+from editjudge.server.protocols.base import fingerprint_of, image, text
+from editjudge.server.protocols.parsing import parse_scores, score_schema
+from editjudge.server.protocols.viescore import SC_RUBRIC
 
 FIELDS = ("instruction_following",)
 QUESTION = "Answer in JSON with the score."

@@ -14,8 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from bench.overhead.protocol import SingleCall
-from server.app import build_protocols, create_app
-from server.config import Settings
+from editjudge.server.app import build_protocols, create_app
+from editjudge.server.config import Settings
 
 
 def make_app() -> FastAPI:

@@ -20,8 +20,8 @@ import orjson
 
 from bench.overhead.protocol import SingleCall
 from bench.workload import noisy_image
-from server.images import PreparedImage
-from server.protocols import Item, Sampling
+from editjudge.server.images import PreparedImage
+from editjudge.server.protocols import Item, Sampling
 
 GROUP = 8  # edits per source image
 MODEL = "fake-judge"

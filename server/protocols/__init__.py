@@ -30,7 +30,7 @@ __all__ = [
 
 
 class ProtocolRegistry:
-    """Protocols by name; unknown names raise :class:`server.errors.UnknownProtocol`."""
+    """Protocols by name; unknown names raise :class:`editjudge.server.errors.UnknownProtocol`."""
 
     def __init__(self, protocols: Iterable[ScoringProtocol], default: str) -> None:
         self._by_name: dict[str, ScoringProtocol] = {}

@@ -1,8 +1,8 @@
 """What a scoring protocol is: the calls it makes for one item and how it combines the replies.
 
-A protocol never talks to the network. :mod:`server.scoring` builds each call's chat-completions
-body from :meth:`ScoringProtocol.calls`, sends all calls of an item to one engine (so its encoder
-and prefix caches see the item's images once), and hands the replies to
+A protocol never talks to the network. :mod:`editjudge.server.scoring` builds each call's
+chat-completions body from :meth:`ScoringProtocol.calls`, sends all calls of an item to one engine
+(so its encoder and prefix caches see the item's images once), and hands the replies to
 :meth:`ScoringProtocol.combine`.
 """
 

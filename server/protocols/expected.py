@@ -60,7 +60,7 @@ class ExpectedScore(ScoringProtocol):
     """Probability-weighted 0-9 score from one constrained token's ``top_logprobs``.
 
     ``with_source`` / ``without_source`` are prompt templates as for
-    :class:`~server.protocols.rubric.RubricProtocol`.
+    :class:`~editjudge.server.protocols.rubric.RubricProtocol`.
     """
 
     def __init__(

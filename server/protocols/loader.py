@@ -18,10 +18,10 @@ The file name (without ``.toml``) is the protocol name used in requests. Example
     Image:{image}
     Answer in JSON{reason}.'''
 
-Prompts are Python format strings (see :mod:`server.protocols.template`); ``{reason}`` expands to a
-request for a short reasoning when ``EDITJUDGE_REASONING`` is on. A prompt without ``{source}``
-serves every item and needs no ``prompt_without_source``. Every file is validated when the router
-starts; any problem stops it with a message naming the file and the fault.
+Prompts are Python format strings (see :mod:`editjudge.server.protocols.template`); ``{reason}``
+expands to a request for a short reasoning when ``EDITJUDGE_REASONING`` is on. A prompt without
+``{source}`` serves every item and needs no ``prompt_without_source``. Every file is validated when
+the router starts; any problem stops it with a message naming the file and the fault.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ editing quality, detail preservation - averaged. The prompt is our own wording o
 reports); ``score`` is ``overall`` mapped linearly onto 0-10, ``(overall - 1) x 2.5``. Without a
 source image, detail preservation cannot be judged and is left out.
 
-Custom templates of type ``rubric`` (see :mod:`server.protocols.loader`) are instances of the same
-class with their own prompts, criteria, range and combination rule.
+Custom templates of type ``rubric`` (see :mod:`editjudge.server.protocols.loader`) are instances of
+the same class with their own prompts, criteria, range and combination rule.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import sys
 
 BLOCKED = {
     "server",
+    "editjudge.server",
     "fastapi",
     "starlette",
     "uvicorn",
@@ -25,7 +26,7 @@ BLOCKED = {
 
 class _Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name.split(".")[0] in BLOCKED:
+        if name.split(".")[0] in BLOCKED or name.startswith("editjudge.server"):
             raise ModuleNotFoundError(f"No module named {name!r} (bare install)", name=name)
         return None
 
@@ -36,6 +37,6 @@ if __name__ == "__main__":
         BLOCKED.add("matplotlib")
         args = args[1:]
     sys.meta_path.insert(0, _Blocker())
-    from client.cli import main
+    from editjudge.client.cli import main
 
     sys.exit(main(args))

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from server.app import create_app
-from server.config import Settings
-from server.fake_engine import FakeEngine
+from editjudge.server.app import create_app
+from editjudge.server.config import Settings
+from editjudge.server.testing.fake_engine import FakeEngine
 from tests.helpers import fake_engines
 
 

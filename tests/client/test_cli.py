@@ -225,10 +225,11 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path) -> None:
 
 def test_bare_install_imports_no_server_extra() -> None:
     code = (
-        "import sys, client, client.cli, client._score_cmd;"
-        "top = {m.split('.')[0] for m in sys.modules};"
-        "print(sorted(top & {'server', 'fastapi', 'starlette', 'uvicorn', 'aiohttp', 'orjson',"
-        " 'pydantic_settings', 'prometheus_client', 'matplotlib'}))"
+        "import sys, editjudge, editjudge.client.cli, editjudge.client._score_cmd;"
+        "top = {m.split('.')[0] for m in sys.modules}"
+        " | {'editjudge.server' for m in sys.modules if m.startswith('editjudge.server')};"
+        "print(sorted(top & {'server', 'editjudge.server', 'fastapi', 'starlette', 'uvicorn',"
+        " 'aiohttp', 'orjson', 'pydantic_settings', 'prometheus_client', 'matplotlib'}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from client import ScoreResult
-from client._inputs import InputFileError, read_items
-from client._results import ResultFileError, ResultLog
+from editjudge.client import ScoreResult
+from editjudge.client._inputs import InputFileError, read_items
+from editjudge.client._results import ResultFileError, ResultLog
 from tests.helpers import image_bytes
 
 
@@ -140,7 +140,7 @@ def test_two_runs_cannot_append_to_one_file(tmp_path: Path) -> None:
 def test_a_failed_write_is_a_clear_error_and_not_counted(tmp_path: Path) -> None:
     import errno
 
-    from client import EditJudgeError
+    from editjudge.client import EditJudgeError
 
     class FullDisk(io.BytesIO):
         def write(self, data: object) -> int:

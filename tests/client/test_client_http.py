@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from client import (
+from editjudge.client import (
     APIConnectionError,
     AsyncClient,
     AuthenticationError,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy, ServerInfo
-from server.fake_engine import FakeEngine
+from editjudge.client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy, ServerInfo
+from editjudge.server.testing.fake_engine import FakeEngine
 from tests.client.servers import LoopbackRouter, asgi_router
 from tests.helpers import image_bytes
 

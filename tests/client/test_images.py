@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from client import InputError, _images
-from client._images import ImagePolicy, fit, prepare
+from editjudge.client import InputError, _images
+from editjudge.client._images import ImagePolicy, fit, prepare
 from tests.helpers import image_bytes
 
 MiB = 1024 * 1024
@@ -126,7 +126,7 @@ def test_bad_inputs_are_input_errors_with_codes(tmp_path: Path) -> None:
 
 
 def test_fit_is_the_routers_arithmetic() -> None:
-    from server.images import fit as router_fit
+    from editjudge.server.images import fit as router_fit
 
     for size in [(4000, 3000), (1920, 1080), (333, 4444), (1000, 999), (50, 50)]:
         for cap in (10_000, 250_000, 1_003_520):

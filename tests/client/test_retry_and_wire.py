@@ -7,7 +7,7 @@ import email.utils
 import httpx
 import pytest
 
-from client import (
+from editjudge.client import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,
@@ -21,9 +21,9 @@ from client import (
     ServerError,
     ServiceUnavailableError,
 )
-from client._exceptions import error_for_status
-from client._retry import parse_retry_after
-from client._wire import batch_body, error_from_response, pack
+from editjudge.client._exceptions import error_for_status
+from editjudge.client._retry import parse_retry_after
+from editjudge.client._wire import batch_body, error_from_response, pack
 
 
 def test_retry_after_seconds_dates_and_garbage() -> None:
@@ -117,7 +117,7 @@ def test_pack_respects_body_bytes_and_item_count() -> None:
 
 
 def test_server_urls_are_normalised_or_refused() -> None:
-    from client._client import normalise_url
+    from editjudge.client._client import normalise_url
 
     assert normalise_url("gpu-box:8000") == "http://gpu-box:8000"
     assert normalise_url(" https://judge.example/ ") == "https://judge.example"

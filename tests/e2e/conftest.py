@@ -146,7 +146,9 @@ def router_url(vllm_servers: list[str]) -> Iterator[str]:
         "EDITJUDGE_HEALTH_INTERVAL_S": "1",
     }
     t = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "server"], env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "editjudge.server"], env=env, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(f"{url}/ready", 60, [proc])

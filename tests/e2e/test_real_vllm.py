@@ -96,8 +96,8 @@ def test_every_reply_parses_on_engines_started_without_structured_output_flags(
 def test_the_engine_renders_text_and_images_on_separate_lines(vllm_servers: list[str]) -> None:
     """Qwen chat templates concatenate content parts; rendered by the real engine, no text runs
     into the next part."""
-    from server.images import ImageLimits, prepare_image
-    from server.protocols import Item, VIEScore
+    from editjudge.server.images import ImageLimits, prepare_image
+    from editjudge.server.protocols import Item, VIEScore
 
     limits = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
     edited = prepare_image(image_bytes((200, 2, 3), size=(256, 256)), limits)

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from bench.workload import noisy_image
-from server.engine import parse_chat_reply
-from server.images import ImageLimits, prepare_image
-from server.protocols import ExpectedScore, Item, Sampling, imgedit
-from server.protocols.expected import digit_distribution, expectation
+from editjudge.server.engine import parse_chat_reply
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import ExpectedScore, Item, Sampling, imgedit
+from editjudge.server.protocols.expected import digit_distribution, expectation
 from tests.e2e.conftest import SERVED_NAME, TIMINGS
 from tests.helpers import b64
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from aiohttp import web
 
-from server.fake_engine import FakeEngine
+from editjudge.server.testing.fake_engine import FakeEngine
 
 
 def main() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import collections
 
-from server.images import ImageLimits, prepare_image
-from server.policy import rendezvous_order
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.policy import rendezvous_order
 from tests.helpers import b64, fake_engines, image_bytes, router
 
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"PNG"}))

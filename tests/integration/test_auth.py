@@ -182,7 +182,7 @@ def test_config_errors_do_not_print_keys(tmp_path: Path) -> None:
     """A bad setting next to a key: the error names the problem, never the key's value."""
     env = {"EDITJUDGE_API_KEYS": KEY, "EDITJUDGE_API_KEYS_FILE": str(tmp_path / "missing")}
     out = subprocess.run(
-        [sys.executable, "-m", "server"],
+        [sys.executable, "-m", "editjudge.server"],
         env={"PATH": "/usr/bin:/bin", **env},
         cwd=ROOT,
         capture_output=True,

@@ -29,7 +29,7 @@ def fake_engine_processes() -> Iterator[list[str]]:
                 [
                     sys.executable,
                     "-m",
-                    "server.fake_engine",
+                    "editjudge.server.testing.fake_engine",
                     "--port",
                     str(port),
                     "--latency",

@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-from server.app import create_app
-from server.config import Settings
-from server.engine import ChatReply
-from server.protocols import Call, Item, Outcome, ScoringProtocol
-from server.protocols.base import image, text
-from server.protocols.parsing import parse_scores, score_schema
+from editjudge.server.app import create_app
+from editjudge.server.config import Settings
+from editjudge.server.engine import ChatReply
+from editjudge.server.protocols import Call, Item, Outcome, ScoringProtocol
+from editjudge.server.protocols.base import image, text
+from editjudge.server.protocols.parsing import parse_scores, score_schema
 from tests.helpers import fake_engines, item
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from server.app import create_app
-from server.config import Settings
-from server.discovery import Resolver
+from editjudge.server.app import create_app
+from editjudge.server.config import Settings
+from editjudge.server.discovery import Resolver
 from tests.dns_stub import dns_stub
 from tests.helpers import fake_engines, item, router
 
@@ -119,7 +119,7 @@ async def test_engines_come_and_go_without_a_restart() -> None:
 
 async def test_srv_discovery_through_a_dns_server() -> None:
     """Real SRV lookups (dnspython) against a DNS stub; targets are host names."""
-    from server.discovery import SrvResolver
+    from editjudge.server.discovery import SrvResolver
 
     name = "_http._tcp.engines.test"
     async with dns_stub() as (stub, dns_port), fake_engines(2) as engines:

@@ -1,7 +1,7 @@
 """Failover with real processes: ``kill -9`` of an engine mid-batch, all engines down and back.
 
 The router runs as deployed (``python -m server`` under uvicorn) and the engines are separate
-``python -m server.fake_engine`` processes on loopback, so a kill is a real dead socket.
+``python -m server.testing.fake_engine`` processes on loopback, so a kill is a real dead socket.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from server.app import create_app
-from server.config import Settings
+from editjudge.server.app import create_app
+from editjudge.server.config import Settings
 from tests.processes import Procs
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))

@@ -57,7 +57,7 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
     cmd = [
         sys.executable,
         "-m",
-        "server.launcher",
+        "editjudge.server.box.launcher",
         "--gpus",
         "0,1",
         "--model",

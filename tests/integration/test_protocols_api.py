@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from server.app import build_protocols
-from server.config import Settings
-from server.protocols import ProtocolRegistry
+from editjudge.server.app import build_protocols
+from editjudge.server.config import Settings
+from editjudge.server.protocols import ProtocolRegistry
 from tests.helpers import fake_engines, item, router
 
 CUSTOM = """
@@ -88,7 +88,7 @@ async def test_custom_template_is_served_by_name(tmp_path: Path) -> None:
 
 
 def start_router(
-    env: dict[str, str], command: tuple[str, ...] = ("-m", "server")
+    env: dict[str, str], command: tuple[str, ...] = ("-m", "editjudge.server")
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
     return subprocess.run(
@@ -112,7 +112,7 @@ def test_router_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
 def test_launcher_refuses_a_broken_template_before_starting_engines(tmp_path: Path) -> None:
     (tmp_path / "broken.toml").write_text("type = 'expected'\nprompt = 'no image'")
     marker = tmp_path / "engine-started"
-    command = ("-m", "server.launcher", "--gpus", "0", "--model", "m", "--no-pin")
+    command = ("-m", "editjudge.server.box.launcher", "--gpus", "0", "--model", "m", "--no-pin")
     command += ("--vllm-cmd", f"touch {marker}")
     proc = start_router({"EDITJUDGE_TEMPLATES_DIR": str(tmp_path)}, command)
     assert proc.returncode == 2, proc.stderr

@@ -55,7 +55,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[str, str, Path]]:
         router_port, https_port, http_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
         router = subprocess.Popen(
-            [sys.executable, "-m", "server"],
+            [sys.executable, "-m", "editjudge.server"],
             env=env
             | {
                 "EDITJUDGE_BACKENDS": engines[0][1],

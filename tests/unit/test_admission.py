@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.admission import Budget
-from server.errors import Overloaded
+from editjudge.server.admission import Budget
+from editjudge.server.errors import Overloaded
 
 
 def test_budget_counts_and_releases() -> None:

@@ -4,7 +4,7 @@ import hmac
 
 import pytest
 
-from server import auth
+from editjudge.server import auth
 
 
 def test_every_key_is_compared_even_after_a_match(monkeypatch: pytest.MonkeyPatch) -> None:

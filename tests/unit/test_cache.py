@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from server.cache import MemoryStore, ScoreCache, SqliteStore, make_cache
-from server.config import Settings
-from server.images import ImageLimits, prepare_image
-from server.protocols import Item
-from server.schemas import Fingerprint, ScoreResult
+from editjudge.server.cache import MemoryStore, ScoreCache, SqliteStore, make_cache
+from editjudge.server.config import Settings
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import Item
+from editjudge.server.schemas import Fingerprint, ScoreResult
 from tests.helpers import image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))

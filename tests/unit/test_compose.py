@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from server import placement
-from server.compose import ENTRYPOINT, render
+from editjudge.server.box import placement
+from editjudge.server.box.compose import ENTRYPOINT, render
 from tests.shell_stub import Launch, container_argv, run_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -359,7 +359,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
 
 
 def test_router_gets_every_router_setting_and_no_other_secret() -> None:
-    from server.config import Settings
+    from editjudge.server.config import Settings
 
     env = yaml.safe_load(render([0, 1]))["services"]["router"]["environment"]
     assert "env_file" not in yaml.safe_load(render([0, 1]))["services"]["router"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from server.config import Settings
-from server.discovery import (
+from editjudge.server.config import Settings
+from editjudge.server.discovery import (
     Change,
     Discovery,
     SrvResolver,
@@ -17,8 +17,8 @@ from server.discovery import (
     from_settings,
     resolve_addresses,
 )
-from server.metrics import Metrics
-from server.pool import BackendPool, PoolConfig
+from editjudge.server.metrics import Metrics
+from editjudge.server.pool import BackendPool, PoolConfig
 from tests.dns_stub import dns_stub
 
 

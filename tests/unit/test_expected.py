@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from server.engine import ChatReply
-from server.images import ImageLimits, prepare_image
-from server.protocols import ExpectedScore, Item, ParseFailure
-from server.protocols.expected import digit_distribution, expectation
+from editjudge.server.engine import ChatReply
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import ExpectedScore, Item, ParseFailure
+from editjudge.server.protocols.expected import digit_distribution, expectation
 from tests.helpers import image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from server.app import build_protocols
-from server.config import Settings
-from server.fake_engine import FakeEngine, regex_reply
-from server.images import ImageLimits, prepare_image
-from server.protocols import Item, Sampling
+from editjudge.server.app import build_protocols
+from editjudge.server.config import Settings
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import Item, Sampling
+from editjudge.server.testing.fake_engine import FakeEngine, regex_reply
 from tests.helpers import image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))

@@ -7,13 +7,13 @@ import zlib
 import pytest
 from PIL import Image
 
-from server.errors import (
+from editjudge.server.errors import (
     ImageTooLarge,
     InvalidImage,
     TooManyPixels,
     UnsupportedImageFormat,
 )
-from server.images import ImageLimits, decode_payload, prepare_image
+from editjudge.server.images import ImageLimits, decode_payload, prepare_image
 from tests.helpers import b64, data_url, image_bytes
 
 LIMITS = ImageLimits(
@@ -150,7 +150,7 @@ def test_image_bytes_limit() -> None:
 
 
 def test_fit_keeps_aspect_under_cap_and_snaps_to_grid() -> None:
-    from server.images import fit
+    from editjudge.server.images import fit
 
     w, h = fit(4000, 3000, 1_003_520)
     assert w * h <= 1_003_520 and abs(w / h - 4 / 3) < 0.01

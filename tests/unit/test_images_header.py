@@ -10,8 +10,8 @@ import struct
 import pytest
 from PIL import Image
 
-from server.errors import InvalidImage, TooManyPixels
-from server.images import ImageLimits, content_digest, prepare_payload
+from editjudge.server.errors import InvalidImage, TooManyPixels
+from editjudge.server.images import ImageLimits, content_digest, prepare_payload
 
 HEADER = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="header")
 DECODE = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="decode")

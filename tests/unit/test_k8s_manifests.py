@@ -21,7 +21,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 from pydantic import ValidationError
 
-from server.config import Settings
+from editjudge.server.config import Settings
 from tests.shell_stub import container_argv, run_engine, run_engine_command
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.protocols.base import ParseFailure
-from server.protocols.parsing import parse_scores, score_schema
+from editjudge.server.protocols.base import ParseFailure
+from editjudge.server.protocols.parsing import parse_scores, score_schema
 
 F = ("instruction_following", "over_editing")
 

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from server.placement import format_cpus, gpu_numa_nodes, numa_topology, parse_cpus, plan
+from editjudge.server.box.placement import (
+    format_cpus,
+    gpu_numa_nodes,
+    numa_topology,
+    parse_cpus,
+    plan,
+)
 
 
 def test_cpu_list_round_trip() -> None:
@@ -67,7 +73,7 @@ def test_topology_from_sysfs(tmp_path: Path) -> None:
 
 
 def test_launcher_sizes_threads_for_the_api_servers_vllm_will_run() -> None:
-    from server.launcher import _planned_api_servers
+    from editjudge.server.box.launcher import _planned_api_servers
 
     assert _planned_api_servers("auto") is None
     assert _planned_api_servers("0") == 1  # flag omitted: vLLM runs one API server

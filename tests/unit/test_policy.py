@@ -4,7 +4,13 @@ import collections
 
 import pytest
 
-from server.policy import BackendLoad, affinity, least_outstanding, rendezvous_order, round_robin
+from editjudge.server.policy import (
+    BackendLoad,
+    affinity,
+    least_outstanding,
+    rendezvous_order,
+    round_robin,
+)
 
 
 def loads(*in_flight: int, served: tuple[int, ...] | None = None) -> list[BackendLoad]:

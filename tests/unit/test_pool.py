@@ -5,14 +5,14 @@ import time
 
 import pytest
 
-from server.errors import (
+from editjudge.server.errors import (
     BackendHTTPError,
     BackendTimeout,
     BackendUnavailable,
     DeadlineExceeded,
     NoHealthyBackend,
 )
-from server.pool import BackendPool, PoolConfig, health_loop
+from editjudge.server.pool import BackendPool, PoolConfig, health_loop
 
 
 class Clock:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.config import Settings
+from editjudge.server.config import Settings
 
 
 def test_defaults_match_the_contract() -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from server.engine import ChatReply
-from server.images import ImageLimits, prepare_image
-from server.protocols import (
+from editjudge.server.engine import ChatReply
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import (
     ExpectedScore,
     Item,
     ParseFailure,
@@ -15,7 +15,7 @@ from server.protocols import (
     imgedit,
     load_templates,
 )
-from server.protocols.template import PromptTemplate, TemplateSyntaxError
+from editjudge.server.protocols.template import PromptTemplate, TemplateSyntaxError
 from tests.helpers import admits, image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
@@ -218,7 +218,7 @@ def test_missing_directory_is_an_error(tmp_path: Path) -> None:
 
 
 def test_rubric_hash_covers_the_fields_scored_without_a_source() -> None:
-    from server.protocols.rubric import RubricProtocol
+    from editjudge.server.protocols.rubric import RubricProtocol
 
     def make(without: list[str]) -> RubricProtocol:
         return RubricProtocol(

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from server.engine import ChatReply
-from server.images import ImageLimits, prepare_image
-from server.protocols import Item, ParseFailure, Sampling, VIEScore
+from editjudge.server.engine import ChatReply
+from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.protocols import Item, ParseFailure, Sampling, VIEScore
 from tests.helpers import admits, image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-import server.__main__ as entry
-from server.config import Settings
+import editjudge.server.__main__ as entry
+from editjudge.server.config import Settings
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -21,7 +21,7 @@ def test_run_hands_uvicorn_an_app_or_a_factory(
     if workers == 1:
         assert not isinstance(seen["app"], str) and seen["factory"] is False
     else:
-        assert seen["app"] == "server.app:create_app" and seen["factory"] is True
+        assert seen["app"] == "editjudge.server.app:create_app" and seen["factory"] is True
 
 
 def test_workers_must_be_positive() -> None:

@@ -3,8 +3,9 @@
 The request is ``{"source_image", "instruction", "images": [...], "ids": [...]?, "protocol"?}``;
 the answer is ``{"results": [...], "backend", "prompt_tokens", "cached_prompt_tokens"}`` with
 results in request order, each with ``rank`` and ``z_score`` within the group (see
-:mod:`server.group`). A bad source image, instruction or request shape is a 4xx for the whole
-request; a bad candidate image becomes an error item in its place and is left out of the ranking.
+:mod:`editjudge.server.group`). A bad source image, instruction or request shape is a 4xx for the
+whole request; a bad candidate image becomes an error item in its place and is left out of the
+ranking.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from .context import AppContext, Ctx
-from .errors import EditJudgeError, InvalidRequest, TooManyItems, UnsupportedMediaType
-from .group import GroupScorer
-from .images import ImageLimits, PreparedImage
-from .intake import THREAD_MIN_ITEMS, image_field, load_json, validate
-from .protocols import Item, Rejected
-from .routes import Authorized, body_reservation, json_response, require_healthy
-from .schemas import ErrorResponse, GroupRequest, GroupResponse
+from ..admission import body_reservation
+from ..auth import Authorized
+from ..deps import AppContext, Ctx, require_healthy
+from ..errors import EditJudgeError, InvalidRequest, TooManyItems, UnsupportedMediaType
+from ..group import GroupScorer
+from ..images import ImageLimits, PreparedImage
+from ..intake import THREAD_MIN_ITEMS, image_field, load_json, validate
+from ..protocols import Item, Rejected
+from ..responses import json_response
+from ..schemas import ErrorResponse, GroupRequest, GroupResponse
 
 router = APIRouter()
 
@@ -46,7 +49,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Per-candidate results in request order plus the group's engine and prompt-token counts."""
     deadline = time.monotonic() + ctx.settings.request_deadline_s
-    with ctx.budget.admit(0, body_reservation(request, ctx)):
+    reserve = body_reservation(request.headers.get("content-length"), ctx.settings.max_body_bytes)
+    with ctx.budget.admit(0, reserve):
         group = await _parse(request, ctx)
     protocol = ctx.protocols.get(group.protocol)
     source = image_field(group.source_image, ctx.limits, "source_image")

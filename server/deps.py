@@ -1,4 +1,4 @@
-"""The per-app state built by the lifespan, and the dependency that hands it to routes."""
+"""The per-app state built by the lifespan, and the dependencies routes take from it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from .admission import Budget
 from .config import Settings
 from .engine import EngineClient
+from .errors import NoHealthyBackend
 from .images import ImageLimits
 from .metrics import Metrics
 from .pool import BackendPool
@@ -41,3 +42,12 @@ async def get_context(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+def require_healthy(ctx: AppContext) -> None:
+    """503 before any work when no backend could take it (called after the body is parsed, so
+    bad input is still a 4xx while the engines are down)."""
+    if ctx.pool.healthy_count() == 0:
+        raise NoHealthyBackend(
+            "no healthy scoring backend; retry shortly", ctx.settings.health_interval_s
+        )

@@ -8,7 +8,7 @@ longer reply is cut and finishes with ``length``, as vLLM's would), after a conf
 Fault injection: ``status`` (answer every completion with that HTTP
 status), ``healthy`` (``/health`` answers 503 when false), ``hang`` (never answer), ``reply`` (a
 function that writes the completion text), ``raw_reply`` (a 200 that is not a chat completion).
-Run one with ``python -m server.fake_engine``; with ``--request-log PATH`` it appends one JSON line
+Run one with ``editjudge fake-engine``; with ``--request-log PATH`` it appends one JSON line
 per completion received and per completion answered, so a test can count engine-side work even
 after the process is ``kill -9``-ed.
 """
@@ -21,7 +21,8 @@ import hashlib
 import importlib
 import math
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -257,20 +258,26 @@ async def start(
     return runner, f"http://{host}:{bound}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
+def main(argv: Sequence[str] | None = None) -> int:
+    """``editjudge fake-engine``: serve one fake engine until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="editjudge fake-engine",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address")
+    parser.add_argument("--port", type=int, default=9001, help="port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per completion")
-    parser.add_argument("--model", default="fake-judge")
+    parser.add_argument("--model", default="fake-judge", help="model name it reports")
     parser.add_argument("--request-log", help="append a JSON line per completion received/answered")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     log = open(args.request_log, "a", buffering=1) if args.request_log else None  # noqa: SIM115
     engine = FakeEngine(
         model=args.model, latency_s=args.latency, keep_requests=False, request_log=log
     )
     web.run_app(engine.app(), host=args.host, port=args.port, access_log=None, print=None)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,11 +1,12 @@
 """``editjudge serve``: one vLLM server per GPU plus the router, in one supervised process tree.
 
 Each engine runs as ``vllm serve --model M --port BASE+i`` with ``CUDA_VISIBLE_DEVICES=i``, pinned
-to its share of the CPU cores (:mod:`server.placement`), its output prefixed with ``[GPU i]``. The
-router starts in this process as soon as the first engine is healthy and routes to the others as
-they come up. An engine that dies is restarted with exponential backoff while the router keeps
-routing to the rest. SIGTERM or Ctrl-C drains the router's in-flight requests, then stops every
-engine (SIGTERM to its process group, SIGKILL after ``--stop-timeout``), leaving no process behind.
+to its share of the CPU cores (:mod:`editjudge.server.box.placement`), its output prefixed with
+``[GPU i]``. The router starts in this process as soon as the first engine is healthy and routes to
+the others as they come up. An engine that dies is restarted with exponential backoff while the
+router keeps routing to the rest. SIGTERM or Ctrl-C drains the router's in-flight requests, then
+stops every engine (SIGTERM to its process group, SIGKILL after ``--stop-timeout``), leaving no
+process behind.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
+from ..app import check_protocols, create_app
+from ..config import Settings
+from ..protocols import TemplateError
 from . import placement
-from .app import check_protocols, create_app
-from .config import Settings
-from .protocols import TemplateError
 
 log = logging.getLogger("editjudge.launcher")
 

@@ -7,7 +7,7 @@ keeps the two equal. Model and engine flags are not baked in: they come from ``.
 host port and index. Engines start from ``deploy/engine/entrypoint.sh``, mounted into each: it
 places the engine on the machine (the launcher's plan, in sh) and runs ``vllm serve``. ``--pin``
 writes NUMA-aware cpusets computed for the machine the command runs on instead
-(:mod:`server.placement`).
+(:mod:`editjudge.server.box.placement`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from ..config import Settings
 from . import placement
-from .config import Settings
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.26.0"
 PROMETHEUS_IMAGE = "prom/prometheus:v3.7.3"
