@@ -104,6 +104,8 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     _proc, url, log = launcher
     r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(6)]}, timeout=30)
     assert r.status_code == 200 and all(x["status"] == "ok" for x in r.json()["results"])
+    # The router starts with the first healthy engine: the other may still be starting.
+    wait_for(lambda: pids_for(log, 0) and pids_for(log, 1), what="both engines started")
     text = log.read_text()
     line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
     assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
