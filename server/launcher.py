@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
 
 import httpx
 import uvicorn
@@ -31,6 +32,9 @@ from .config import Settings
 from .protocols import TemplateError
 
 log = logging.getLogger("editjudge.launcher")
+
+LINE_LIMIT = 1 << 20  # longest engine output line kept whole (progress bars redraw with \r only)
+EXIT_POLL_S = 0.2
 
 
 @dataclass
@@ -117,12 +121,86 @@ def build_engines(
     return engines, layout.router_cpus if args.pin else ()
 
 
-async def pump(engine: Engine, stream: asyncio.StreamReader) -> None:
-    """Copy an engine's output to ours, each line prefixed with its GPU."""
+def mute(stream: IO[Any]) -> None:
+    """Point a closed stream's descriptor at /dev/null, so that its writes and flushes (Python's
+    own at exit included, which would otherwise turn our exit status into 120) succeed."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class EngineOutput:
+    """Where engine lines go: our stdout, then stderr once stdout is closed, then nowhere.
+
+    Python ignores SIGPIPE, so once the reader of our stdout is gone (``| tee log`` and tee was
+    Ctrl-C'd) every write raises BrokenPipeError. That must cost the engines nothing: the lines
+    move on to the next stream and the dead one is muted for whoever else writes to it.
+    """
+
+    def __init__(self, streams: Sequence[BinaryIO] | None = None) -> None:
+        self._streams = list(streams or (sys.stdout.buffer, sys.stderr.buffer))
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` to the first stream that still takes it; never raises."""
+        while self._streams:
+            stream = self._streams[0]
+            try:
+                stream.write(data)
+                stream.flush()
+                return
+            except BlockingIOError:  # a full non-blocking pipe: this line is lost, not the pipe
+                return
+            except (OSError, ValueError) as exc:
+                self._streams.pop(0)
+                mute(stream)
+                log.warning(
+                    "engine output: %s is closed (%s); %s",
+                    getattr(stream, "name", "a stream"),
+                    exc,
+                    "continuing on stderr" if self._streams else "dropping it from now on",
+                )
+
+
+class QuietStreamHandler(logging.StreamHandler[IO[str]]):
+    """A log handler that outlives its stream: a closed one is muted, its records dropped."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError | ValueError):
+            mute(self.stream)
+            return
+        super().handleError(record)
+
+
+def settle_std_streams() -> None:
+    """Flush stdout and stderr before exiting, muting a closed one (see :func:`mute`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            mute(stream)
+
+
+async def pump(engine: Engine, stream: asyncio.StreamReader, output: EngineOutput) -> None:
+    """Copy an engine's output to ours, each line prefixed with its GPU, until the pipe closes.
+
+    It never fails: an engine whose pipe nobody drains blocks on its next log line, and an ended
+    pump must not be mistaken for an ended engine.
+    """
     prefix = f"[GPU {engine.gpu}] ".encode()
-    while line := await stream.readline():
-        sys.stdout.buffer.write(prefix + line)
-        sys.stdout.buffer.flush()
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # longer than LINE_LIMIT: readline dropped what it had buffered
+            line = b"(an output line over %d bytes was cut)\n" % LINE_LIMIT
+        if not line:
+            return
+        output.write(prefix + line)
 
 
 async def start(engine: Engine) -> asyncio.subprocess.Process:
@@ -139,6 +217,7 @@ async def start(engine: Engine) -> asyncio.subprocess.Process:
         env=engine.env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        limit=LINE_LIMIT,
         start_new_session=True,
         preexec_fn=pin,
     )
@@ -147,13 +226,15 @@ async def start(engine: Engine) -> asyncio.subprocess.Process:
     return proc
 
 
-async def supervise(engine: Engine, stopping: asyncio.Event, max_backoff_s: float) -> None:
+async def supervise(
+    engine: Engine, stopping: asyncio.Event, max_backoff_s: float, output: EngineOutput
+) -> None:
     """Keep the engine running until ``stopping`` is set, restarting it with backoff."""
     backoff = 1.0
     while not stopping.is_set():
         proc = await start(engine)
         assert proc.stdout is not None
-        await wait_exited(engine, proc, proc.stdout)
+        await wait_exited(engine, proc, proc.stdout, output)
         if stopping.is_set():
             return
         uptime = time.monotonic() - engine.started_at
@@ -172,7 +253,10 @@ async def supervise(engine: Engine, stopping: asyncio.Event, max_backoff_s: floa
 
 
 async def wait_exited(
-    engine: Engine, proc: asyncio.subprocess.Process, stdout: asyncio.StreamReader
+    engine: Engine,
+    proc: asyncio.subprocess.Process,
+    stdout: asyncio.StreamReader,
+    output: EngineOutput,
 ) -> None:
     """Wait for the engine's main process to exit, then end what it left behind.
 
@@ -180,17 +264,16 @@ async def wait_exited(
     dies alone (a crash, ``kill -9``), those children live on: they keep the GPU's memory and our
     output pipe open, so neither a restart nor a clean stop could happen. The group goes with it.
     """
-    pumping = asyncio.create_task(pump(engine, stdout))
+    pumping = asyncio.create_task(pump(engine, stdout, output))
     # Process.wait() also waits for the pipes to close, which orphans would delay forever; the
-    # exit status is known as soon as the main process is reaped.
-    while proc.returncode is None and not pumping.done():
-        await asyncio.wait([pumping], timeout=0.5)
+    # exit status is known as soon as the main process is reaped. A closed pipe alone is no exit.
+    while proc.returncode is None:  # noqa: ASYNC110 (asyncio offers no exit-only event)
+        await asyncio.sleep(EXIT_POLL_S)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    try:
-        await asyncio.wait_for(pumping, timeout=5.0)
-    except TimeoutError:  # something outside the group still holds the pipe: stop reading it
-        pumping.cancel()
+    _, reading = await asyncio.wait([pumping], timeout=5.0)
+    for task in reading:  # something outside the group still holds the pipe: stop reading it
+        task.cancel()
     await proc.wait()
 
 
@@ -244,7 +327,10 @@ async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    supervisors = [asyncio.create_task(supervise(e, stopping, args.max_backoff)) for e in engines]
+    output = EngineOutput()
+    supervisors = [
+        asyncio.create_task(supervise(e, stopping, args.max_backoff, output)) for e in engines
+    ]
     server: _RouterServer | None = None
     router_task: asyncio.Task[None] | None = None
     if await wait_first_healthy(engines, stopping):
@@ -256,6 +342,7 @@ async def run(args: argparse.Namespace) -> int:
             log_level="info",
             timeout_graceful_shutdown=args.drain_timeout,
             access_log=False,
+            log_config=None,  # its records go through our handler, which survives a closed stderr
         )
         server = _RouterServer(config)
         router_task = asyncio.create_task(server.serve())
@@ -312,7 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.vllm_args[:1] == ["--"]:
         args.vllm_args = args.vllm_args[1:]
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[QuietStreamHandler(sys.stderr)],
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per startup probe otherwise
     try:  # before any engine starts: a broken template would only fail once they are up
@@ -320,7 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TemplateError, ValueError) as exc:
         sys.stderr.write(f"editjudge serve: cannot start: {exc}\n")
         return 2
-    return asyncio.run(run(args))
+    try:
+        return asyncio.run(run(args))
+    finally:
+        settle_std_streams()
 
 
 if __name__ == "__main__":
