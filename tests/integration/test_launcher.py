@@ -252,3 +252,73 @@ def test_engines_survive_a_closed_stdout(tmp_path: Path, closed: str) -> None:
         print(f"closed {closed}, SIGINT: batch answered 200 ok, exit 0 {took:.1f}s later")
     wait_for(lambda: not any(alive(p) for p in engines), timeout=10, what="engines stopped")
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("problem", ["missing", "not executable"])
+def test_an_engine_command_that_cannot_run_fails_at_once(tmp_path: Path, problem: str) -> None:
+    if problem == "missing":
+        program, why = "no-such-vllm", "not found"
+    else:
+        program, why = str(tmp_path / "vllm"), "not executable (permission denied)"
+        Path(program).write_text("#!/bin/sh\n")  # mode 644
+    cmd = launcher_cmd(free_port(), free_port(), "--vllm-cmd", f"{program} serve")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"editjudge serve: cannot start the engine command '{program} serve': {program}: {why}; "
+        "check --vllm-cmd"
+    )
+    assert "started engine" not in proc.stderr and "Traceback" not in proc.stderr
+    assert took < 15, f"took {took:.1f}s"
+    print(f"{problem} engine program: exit 1 after {took:.1f}s")
+
+
+def test_an_engine_that_keeps_exiting_before_healthy_is_given_up(tmp_path: Path) -> None:
+    cmd = launcher_cmd(free_port(), free_port())  # --max-start-failures: the default, 3
+    env = {**os.environ, "FAKE_VLLM_EXIT": "3"}
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    out, err = proc.stdout, proc.stderr
+    assert proc.returncode == 1, err
+    assert len(pids_in(out, 0)) == len(pids_in(out, 1)) == 3
+    engines = [p for gpu in (0, 1) for p in pids_in(out, gpu) + children_in(out, gpu)]
+    wait_for(lambda: not any(alive(p) for p in engines), timeout=10, what="nothing left running")
+    for gpu in (0, 1):
+        # the error names the GPU and the exit status, and quotes the engine's last lines
+        assert re.search(
+            rf"ERROR .*GPU {gpu}: giving up on this engine: it exited with 3 before its first "
+            r"healthy check, 3 times in a row .*Its last output:\n"
+            rf"    fake vllm pid={pids_in(out, gpu)[-1]} .*\n"
+            r"    fake vllm: cannot load the model, exiting with 3\n",
+            err,
+        ), err
+    assert err.splitlines()[-1] == (
+        "editjudge serve: no engine left to serve: GPUs 0, 1 exited with 3 before its first "
+        "healthy check, 3 times in a row (see the errors above)"
+    )
+    assert "Traceback" not in err
+    assert took < 30, f"took {took:.1f}s"
+    print(f"3 early exits on each of 2 GPUs: exit 1 after {took:.1f}s")
+
+
+def test_the_other_engines_carry_on_when_one_is_given_up(tmp_path: Path) -> None:
+    env = {"FAKE_VLLM_EXIT": "3", "FAKE_VLLM_EXIT_GPUS": "1"}
+    with running(tmp_path, env=env, options=("--max-start-failures", "1")) as (proc, url, log):
+        wait_for(lambda: "GPU 1 stays down" in log.read_text(), 30, "GPU 1 given up")
+        text = log.read_text()
+        assert "GPU 1: giving up on this engine: it exited with 3" in text
+        assert re.search(r"carrying on with 1 of 2 engines: GPU 0 \((healthy|starting)\)", text)
+        r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(3)]}, timeout=30)
+        assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
+
+        # A crash after it was healthy is no failed start: GPU 0 is restarted, even with N = 1.
+        os.kill(pids_for(log, 0)[0], signal.SIGKILL)
+        wait_for(lambda: len(pids_for(log, 0)) == 2, what="GPU 0 restarted")
+        wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="GPU 0 back")
+        r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(3)]}, timeout=30)
+        assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
+        assert proc.poll() is None and len(pids_for(log, 1)) == 1
+    assert proc.returncode == 0

@@ -1,4 +1,5 @@
-"""The launcher's output plumbing: a closed stdout or stderr must never stop it or an engine."""
+"""The launcher's output plumbing (a closed stdout or stderr must never stop it or an engine)
+and the messages it fails with."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.launcher import LINE_LIMIT, Engine, EngineOutput, QuietStreamHandler, pump
+from server.launcher import (
+    LINE_LIMIT,
+    Engine,
+    EngineOutput,
+    QuietStreamHandler,
+    cannot_start,
+    describe_exit,
+    pump,
+)
 
 
 @pytest.fixture
@@ -67,3 +76,16 @@ async def test_pump_reads_past_an_overlong_line() -> None:
         lines = source.read().splitlines()
     assert lines[0] == b"[GPU 3] start" and lines[-1] == b"[GPU 3] end"
     assert b"was cut" in lines[1]
+
+
+def test_a_missing_vllm_says_how_to_fix_it() -> None:
+    exc = FileNotFoundError(2, "No such file or directory", "vllm")
+    assert str(cannot_start("vllm serve", "vllm", exc)) == (
+        "editjudge serve: cannot start the engine command 'vllm serve': vllm: not found; "
+        "install vLLM or pass --vllm-cmd"
+    )
+
+
+def test_exits_are_described_by_status_or_signal() -> None:
+    assert describe_exit(3) == "exited with 3"
+    assert describe_exit(-9) == "was killed by SIGKILL"
