@@ -30,6 +30,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -287,8 +288,8 @@ class Supervision:
             )
             return
         by_why: dict[str, list[str]] = {}
-        for gpu, reason in self.given_up.items():
-            by_why.setdefault(reason, []).append(str(gpu))
+        for e in self.engines:
+            by_why.setdefault(self.given_up[e.gpu], []).append(str(e.gpu))
         causes = "; ".join(
             f"GPU{'s' if len(gpus) > 1 else ''} {', '.join(gpus)} {reason}"
             for reason, gpus in by_why.items()
@@ -478,15 +479,25 @@ async def wait_any(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-async def serve_router(args: argparse.Namespace, sup: Supervision) -> None:
-    """Run the router from the first healthy engine until ``sup.stopping``, then drain it: its
-    in-flight requests are answered (up to ``--drain-timeout``) while the engines still run."""
-    await wait_any(sup.any_healthy, sup.stopping)
-    if sup.stopping.is_set():
-        return
-    log.info("starting the router")
+def bind_router(host: str, port: int) -> socket.socket:
+    """The router's socket, bound before any engine starts: a port in use is then a clear error
+    at once, not a crash once the engines have loaded (uvicorn exits the process on it)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"editjudge serve: cannot listen on {host}:{port} for the router: {exc.strerror or exc}"
+        ) from None
+    return sock
+
+
+def router_server(args: argparse.Namespace, sup: Supervision) -> _RouterServer:
+    settings = Settings(backends=[e.url for e in sup.engines], host=args.host, port=args.port)
     config = uvicorn.Config(
-        create_app(Settings(backends=[e.url for e in sup.engines], host=args.host, port=args.port)),
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_level="info",
@@ -494,11 +505,30 @@ async def serve_router(args: argparse.Namespace, sup: Supervision) -> None:
         access_log=False,
         log_config=None,  # its records go through our handler, which survives a closed stderr
     )
-    server = _RouterServer(config)
-    router = asyncio.create_task(server.serve())
+    return _RouterServer(config)
+
+
+async def run_router(server: uvicorn.Server, sock: socket.socket) -> None:
+    """``server.serve()``, except that a failed startup, which uvicorn ends with ``sys.exit``,
+    returns like any other end: the engines must still be stopped."""
+    with contextlib.suppress(SystemExit):
+        await server.serve(sockets=[sock])
+
+
+async def serve_router(args: argparse.Namespace, sup: Supervision, sock: socket.socket) -> None:
+    """Run the router from the first healthy engine until ``sup.stopping``, then drain it: its
+    in-flight requests are answered (up to ``--drain-timeout``) while the engines still run."""
+    await wait_any(sup.any_healthy, sup.stopping)
+    if sup.stopping.is_set():
+        return
+    log.info("starting the router on http://%s:%d", args.host, args.port)
+    server = router_server(args, sup)
+    router = asyncio.create_task(run_router(server, sock))
     stopping = asyncio.create_task(sup.stopping.wait())
     await asyncio.wait([router, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    if not sup.stopping.is_set():
+        sup.fail("editjudge serve: the router stopped on its own (see its errors above)")
     log.info("stopping: draining the router, then %d engines", len(sup.engines))
     server.should_exit = True
     await router
@@ -516,6 +546,7 @@ def pin_router(cpus: tuple[int, ...]) -> None:
 async def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (0), or until no engine can start or run (1)."""
     engines, router_cpus = build_engines(args, parse_gpus(args.gpus))
+    sock = bind_router(args.host, args.port)
     pin_router(router_cpus)
     sup = Supervision(
         engines, args.vllm_cmd, args.max_backoff, args.max_start_failures, args.stop_timeout
@@ -529,11 +560,12 @@ async def run(args: argparse.Namespace) -> int:
         task.add_done_callback(functools.partial(sup.supervisor_done, engine))
         supervisors.append(task)
     try:
-        await serve_router(args, sup)
+        await serve_router(args, sup, sock)
     finally:
         sup.stopping.set()
         sup.halt.set()
         await asyncio.gather(*supervisors, return_exceptions=True)
+        sock.close()
     if sup.fatal:
         say(sup.fatal)
         return 1

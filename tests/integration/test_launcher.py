@@ -7,6 +7,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -273,6 +274,20 @@ def test_an_engine_command_that_cannot_run_fails_at_once(tmp_path: Path, problem
     assert "started engine" not in proc.stderr and "Traceback" not in proc.stderr
     assert took < 15, f"took {took:.1f}s"
     print(f"{problem} engine program: exit 1 after {took:.1f}s")
+
+
+def test_a_router_port_in_use_fails_before_any_engine_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = launcher_cmd(port, free_port())
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"editjudge serve: cannot listen on 127.0.0.1:{port} for the router: Address already in use"
+    )
+    assert "started engine" not in proc.stderr and "fake vllm" not in proc.stdout
 
 
 def test_an_engine_that_keeps_exiting_before_healthy_is_given_up(tmp_path: Path) -> None:
