@@ -194,10 +194,13 @@ class QuietStreamHandler(logging.StreamHandler[IO[str]]):
     """A log handler that outlives its stream: a closed one is muted, its records dropped."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], OSError | ValueError):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BlockingIOError):  # a full non-blocking pipe: only this record is lost
+            return
+        if isinstance(exc, OSError):  # EPIPE, or EIO from a hung-up terminal: for good
             mute(self.stream)
             return
-        super().handleError(record)
+        super().handleError(record)  # a bad format string and the like: say so, as logging does
 
 
 def settle_std_streams() -> None:

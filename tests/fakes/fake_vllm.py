@@ -8,7 +8,8 @@ and arguments so tests can find and kill it. Knobs, from the environment:
 - ``FAKE_VLLM_REQUEST_LOG``: a JSON line per completion received and answered, to that file or,
   with ``-``, to stdout (the launcher's pipe, as vLLM's own request logs go);
 - ``FAKE_VLLM_EXIT``: exit with that status instead of serving (a broken engine), on the GPUs in
-  ``FAKE_VLLM_EXIT_GPUS`` (like ``1,2``) or on every GPU.
+  ``FAKE_VLLM_EXIT_GPUS`` (like ``1,2``) or on every GPU;
+- ``FAKE_VLLM_TICK_S``: print a line that often, as vLLM logs its throughput every 10 s.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -46,6 +48,18 @@ def exit_early() -> None:
     sys.exit(int(code))
 
 
+def tick() -> None:
+    interval = float(os.environ.get("FAKE_VLLM_TICK_S", "0"))
+
+    def forever() -> None:
+        while True:
+            time.sleep(interval)
+            print("fake vllm: tick", flush=True)
+
+    if interval > 0:
+        threading.Thread(target=forever, daemon=True).start()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -64,6 +78,7 @@ def main() -> None:
         flush=True,
     )
     exit_early()
+    tick()
     time.sleep(float(os.environ.get("FAKE_VLLM_STARTUP_S", "0")))
     engine = FakeEngine(
         model=args.model,

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -200,7 +200,9 @@ def in_flight(url: str) -> int:
     return sum(b["in_flight"] for b in httpx.get(f"{url}/backends").json())
 
 
-def score_across_sigint(proc: subprocess.Popen[bytes], url: str) -> tuple[httpx.Response, float]:
+def score_across_sigint(
+    proc: subprocess.Popen[bytes], url: str, at_sigint: Callable[[], object] = lambda: None
+) -> tuple[httpx.Response, float]:
     """Send a batch, SIGINT the launcher while it is with the engines; the answer and the time
     from the signal to the launcher's exit, which must be 0."""
     items = {"items": [item(i) for i in range(3)]}
@@ -208,6 +210,7 @@ def score_across_sigint(proc: subprocess.Popen[bytes], url: str) -> tuple[httpx.
         pending = pool.submit(httpx.post, f"{url}/score", json=items, timeout=30)
         wait_for(lambda: in_flight(url) > 0, timeout=10, what="batch in flight")
         t_sigint = time.monotonic()
+        at_sigint()
         os.kill(proc.pid, signal.SIGINT)
         r = pending.result(30)
     assert proc.wait(30) == 0
@@ -337,3 +340,17 @@ def test_the_other_engines_carry_on_when_one_is_given_up(tmp_path: Path) -> None
         assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
         assert proc.poll() is None and len(pids_for(log, 1)) == 1
     assert proc.returncode == 0
+
+
+def test_ctrl_c_reaching_tee_and_serve_together_still_drains(tmp_path: Path) -> None:
+    """The reported case: ``editjudge serve | tee log``, Ctrl-C with a batch in flight. tee is gone
+    at once, so the engines' next lines (here every 0.1 s) find a closed pipe during the drain."""
+    env = {"FAKE_VLLM_TICK_S": "0.1", "FAKE_VLLM_LATENCY": "1.5"}
+    with running(tmp_path, env=env, pipe="stdout") as (proc, url, log):
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), r"\[GPU \d\] fake vllm pid=\d+ child=\d+", 2)
+        r, took = score_across_sigint(proc, url, at_sigint=proc.stdout.close)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["ok"] * 3
+    assert "<stdout> is closed" in log.read_text()
+    print(f"stdout closed at SIGINT: batch answered 200 ok, exit 0 {took:.1f}s later")
