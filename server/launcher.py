@@ -613,6 +613,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model id or path served by every engine")
     p.add_argument("--host", default="0.0.0.0", help="router bind address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="router port (default: %(default)s)")
+    _add_engine_options(p)
+    p.add_argument(
+        "--router-cpus",
+        type=int,
+        default=None,
+        help="cores kept for the router (default: an eighth of the machine, 1 to 4)",
+    )
+    p.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin engines to cores or cap their thread pools",
+    )
+    _add_supervision_options(p)
+    p.add_argument(
+        "vllm_args", nargs=argparse.REMAINDER, help="after '--': extra arguments for every engine"
+    )
+    return p
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine-base-port",
         type=int,
@@ -634,23 +655,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="API server processes per engine: auto (from its cores), N, or 0 (leave it to "
         "vLLM) (default: %(default)s)",
     )
-    p.add_argument(
-        "--router-cpus",
-        type=int,
-        default=None,
-        help="cores kept for the router (default: an eighth of the machine, 1 to 4)",
-    )
-    p.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help="do not pin engines to cores or cap their thread pools",
-    )
-    _add_supervision_options(p)
-    p.add_argument(
-        "vllm_args", nargs=argparse.REMAINDER, help="after '--': extra arguments for every engine"
-    )
-    return p
 
 
 def _add_supervision_options(p: argparse.ArgumentParser) -> None:
