@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -21,14 +25,20 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKE = f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"
 
 
-def pids_for(log: Path, gpu: int) -> list[int]:
-    text = log.read_text(errors="replace")
+def pids_in(text: str, gpu: int) -> list[int]:
     return [int(m) for m in re.findall(rf"\[GPU {gpu}\] fake vllm pid=(\d+)", text)]
 
 
-def children_for(log: Path, gpu: int) -> list[int]:
-    text = log.read_text(errors="replace")
+def children_in(text: str, gpu: int) -> list[int]:
     return [int(m) for m in re.findall(rf"\[GPU {gpu}\] fake vllm pid=\d+ child=(\d+)", text)]
+
+
+def pids_for(log: Path, gpu: int) -> list[int]:
+    return pids_in(log.read_text(errors="replace"), gpu)
+
+
+def children_for(log: Path, gpu: int) -> list[int]:
+    return children_in(log.read_text(errors="replace"), gpu)
 
 
 def alive(pid: int) -> bool:
@@ -50,11 +60,9 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:  # t
     raise AssertionError(f"{what} not met in {timeout:.0f}s")
 
 
-@pytest.fixture
-def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
-    port, base = free_port(), free_port()
-    log = tmp_path / "launcher.log"
-    cmd = [
+def launcher_cmd(port: int, base: int, *options: str) -> list[str]:
+    """``editjudge serve`` on two fake GPUs, with quick restarts and stops."""
+    return [
         sys.executable,
         "-m",
         "editjudge.server.box.launcher",
@@ -62,6 +70,8 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
         "0,1",
         "--model",
         "fake-judge",
+        "--host",
+        "127.0.0.1",
         "--port",
         str(port),
         "--engine-base-port",
@@ -72,22 +82,40 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
         "1",
         "--stop-timeout",
         "5",
+        *options,
         "--",
         "--max-model-len",
         "2048",
     ]
+
+
+@contextlib.contextmanager
+def running(
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
+    pipe: str = "",
+    ready: bool = True,
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    """A launcher whose output goes to ``launcher.log``; yields (process, router URL, log).
+
+    With ``pipe="stdout"`` its stdout (``"both"``: and its stderr) is a pipe the test reads.
+    """
+    port, base = free_port(), free_port()
+    log = tmp_path / "launcher.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            launcher_cmd(port, base, *options),
+            stdout=subprocess.PIPE if pipe else out,
+            stderr=out if pipe == "stdout" else subprocess.STDOUT,
             cwd=ROOT,
-            env={**os.environ, "EDITJUDGE_HEALTH_INTERVAL_S": "0.2"},
+            env={**os.environ, "EDITJUDGE_HEALTH_INTERVAL_S": "0.2", **(env or {})},
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(f"{url}/ready", 30, [proc])
+        if ready:
+            wait_until(f"{url}/ready", 30, [proc])
         yield proc, url, log
     finally:
         # Stop it as a user does, so its engines (own sessions) go too; kill only as a fallback.
@@ -98,12 +126,22 @@ def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with running(tmp_path) as started:
+        yield started
 
 
 def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-untyped-def]
     _proc, url, log = launcher
     r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(6)]}, timeout=30)
     assert r.status_code == 200 and all(x["status"] == "ok" for x in r.json()["results"])
+    # The router starts with the first healthy engine: the other may still be starting.
+    wait_for(lambda: pids_for(log, 0) and pids_for(log, 1), what="both engines started")
     text = log.read_text()
     line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
     assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
@@ -144,3 +182,175 @@ def test_sigint_stops_everything(launcher) -> None:  # type: ignore[no-untyped-d
     wait_for(lambda: not any(alive(p) for p in engine_pids), timeout=10)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/health", timeout=1)
+
+
+def read_until(fd: int, pattern: str, count: int, timeout: float = 30.0) -> str:
+    """What was written to the pipe ``fd`` until ``pattern`` has matched ``count`` times."""
+    text, end = "", time.monotonic() + timeout
+    while len(re.findall(pattern, text)) < count:
+        assert time.monotonic() < end, f"{pattern!r} not seen {count} times:\n{text}"
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 1 << 16)
+            assert chunk, f"the launcher closed its stdout:\n{text}"
+            text += chunk.decode(errors="replace")
+    return text
+
+
+def in_flight(url: str) -> int:
+    return sum(b["in_flight"] for b in httpx.get(f"{url}/backends").json())
+
+
+def score_across_sigint(
+    proc: subprocess.Popen[bytes], url: str, at_sigint: Callable[[], object] = lambda: None
+) -> tuple[httpx.Response, float]:
+    """Send a batch, SIGINT the launcher while it is with the engines; the answer and the time
+    from the signal to the launcher's exit, which must be 0."""
+    items = {"items": [item(i) for i in range(3)]}
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, f"{url}/score", json=items, timeout=30)
+        wait_for(lambda: in_flight(url) > 0, timeout=10, what="batch in flight")
+        t_sigint = time.monotonic()
+        at_sigint()
+        os.kill(proc.pid, signal.SIGINT)
+        r = pending.result(30)
+    assert proc.wait(30) == 0
+    return r, time.monotonic() - t_sigint
+
+
+def test_sigint_drains_in_flight_requests_before_stopping_engines(tmp_path: Path) -> None:
+    with running(tmp_path, env={"FAKE_VLLM_LATENCY": "1.5"}) as (proc, url, log):
+        wait_for(lambda: pids_for(log, 0) and pids_for(log, 1), what="both engines started")
+        engine_pids = pids_for(log, 0) + pids_for(log, 1)
+        r, took = score_across_sigint(proc, url)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["ok"] * 3
+    print(f"SIGINT with a 1.5 s batch in flight: 200 ok, launcher exited 0 {took:.1f}s later")
+    wait_for(lambda: not any(alive(p) for p in engine_pids), timeout=10, what="engines stopped")
+
+
+@pytest.mark.parametrize("closed", ["stdout", "both"])
+def test_engines_survive_a_closed_stdout(tmp_path: Path, closed: str) -> None:
+    """``editjudge serve | tee log`` (or ``2>&1 |``), and tee goes: the engines' next lines, and
+    with ``both`` the launcher's own log lines, find a closed pipe."""
+    env = {"FAKE_VLLM_REQUEST_LOG": "-", "FAKE_VLLM_LATENCY": "1"}  # a line per request
+    with running(tmp_path, env=env, pipe=closed) as (proc, url, log):
+        assert proc.stdout is not None
+        out = read_until(proc.stdout.fileno(), r"\[GPU \d\] fake vllm pid=\d+ child=\d+", 2)
+        engines = [*pids_in(out, 0), *pids_in(out, 1), *children_in(out, 0), *children_in(out, 1)]
+        proc.stdout.close()
+
+        for _ in range(2):  # the engines log each request, to a closed pipe
+            r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(4)]}, timeout=30)
+            assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
+        if closed == "stdout":
+            # the engines' lines go on, on stderr
+            text = log.read_text()
+            assert "<stdout> is closed" in text
+            assert re.search(r"\[GPU \d\] \{.*\"done\"", text.split("<stdout> is closed")[1])
+            assert "fake vllm pid=" not in text  # no restart
+        assert all(alive(p) for p in engines)
+
+        r, took = score_across_sigint(proc, url)
+        assert r.status_code == 200, r.text
+        assert [x["status"] for x in r.json()["results"]] == ["ok"] * 3
+        print(f"closed {closed}, SIGINT: batch answered 200 ok, exit 0 {took:.1f}s later")
+    wait_for(lambda: not any(alive(p) for p in engines), timeout=10, what="engines stopped")
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("problem", ["missing", "not executable"])
+def test_an_engine_command_that_cannot_run_fails_at_once(tmp_path: Path, problem: str) -> None:
+    if problem == "missing":
+        program, why = "no-such-vllm", "not found"
+    else:
+        program, why = str(tmp_path / "vllm"), "not executable (permission denied)"
+        Path(program).write_text("#!/bin/sh\n")  # mode 644
+    cmd = launcher_cmd(free_port(), free_port(), "--vllm-cmd", f"{program} serve")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"editjudge serve: cannot start the engine command '{program} serve': {program}: {why}; "
+        "check --vllm-cmd"
+    )
+    assert "started engine" not in proc.stderr and "Traceback" not in proc.stderr
+    assert took < 15, f"took {took:.1f}s"
+    print(f"{problem} engine program: exit 1 after {took:.1f}s")
+
+
+def test_a_router_port_in_use_fails_before_any_engine_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = launcher_cmd(port, free_port())
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"editjudge serve: cannot listen on 127.0.0.1:{port} for the router: Address already in use"
+    )
+    assert "started engine" not in proc.stderr and "fake vllm" not in proc.stdout
+
+
+def test_an_engine_that_keeps_exiting_before_healthy_is_given_up(tmp_path: Path) -> None:
+    cmd = launcher_cmd(free_port(), free_port())  # --max-start-failures: the default, 3
+    env = {**os.environ, "FAKE_VLLM_EXIT": "3"}
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    out, err = proc.stdout, proc.stderr
+    assert proc.returncode == 1, err
+    assert len(pids_in(out, 0)) == len(pids_in(out, 1)) == 3
+    engines = [p for gpu in (0, 1) for p in pids_in(out, gpu) + children_in(out, gpu)]
+    wait_for(lambda: not any(alive(p) for p in engines), timeout=10, what="nothing left running")
+    for gpu in (0, 1):
+        # the error names the GPU and the exit status, and quotes the engine's last lines
+        assert re.search(
+            rf"ERROR .*GPU {gpu}: giving up on this engine: it exited with 3 before its first "
+            r"healthy check, 3 times in a row .*Its last output:\n"
+            rf"    fake vllm pid={pids_in(out, gpu)[-1]} .*\n"
+            r"    fake vllm: cannot load the model, exiting with 3\n",
+            err,
+        ), err
+    assert err.splitlines()[-1] == (
+        "editjudge serve: no engine left to serve: GPUs 0, 1 exited with 3 before its first "
+        "healthy check, 3 times in a row (see the errors above)"
+    )
+    assert "Traceback" not in err
+    assert took < 30, f"took {took:.1f}s"
+    print(f"3 early exits on each of 2 GPUs: exit 1 after {took:.1f}s")
+
+
+def test_the_other_engines_carry_on_when_one_is_given_up(tmp_path: Path) -> None:
+    env = {"FAKE_VLLM_EXIT": "3", "FAKE_VLLM_EXIT_GPUS": "1"}
+    with running(tmp_path, env=env, options=("--max-start-failures", "1")) as (proc, url, log):
+        wait_for(lambda: "GPU 1 stays down" in log.read_text(), 30, "GPU 1 given up")
+        text = log.read_text()
+        assert "GPU 1: giving up on this engine: it exited with 3" in text
+        assert re.search(r"carrying on with 1 of 2 engines: GPU 0 \((healthy|starting)\)", text)
+        r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(3)]}, timeout=30)
+        assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
+
+        # A crash after it was healthy is no failed start: GPU 0 is restarted, even with N = 1.
+        os.kill(pids_for(log, 0)[0], signal.SIGKILL)
+        wait_for(lambda: len(pids_for(log, 0)) == 2, what="GPU 0 restarted")
+        wait_for(lambda: httpx.get(f"{url}/ready").status_code == 200, what="GPU 0 back")
+        r = httpx.post(f"{url}/score", json={"items": [item(i) for i in range(3)]}, timeout=30)
+        assert all(x["status"] == "ok" for x in r.json()["results"]), r.text
+        assert proc.poll() is None and len(pids_for(log, 1)) == 1
+    assert proc.returncode == 0
+
+
+def test_ctrl_c_reaching_tee_and_serve_together_still_drains(tmp_path: Path) -> None:
+    """The reported case: ``editjudge serve | tee log``, Ctrl-C with a batch in flight. tee is gone
+    at once, so the engines' next lines (here every 0.1 s) find a closed pipe during the drain."""
+    env = {"FAKE_VLLM_TICK_S": "0.1", "FAKE_VLLM_LATENCY": "1.5"}
+    with running(tmp_path, env=env, pipe="stdout") as (proc, url, log):
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), r"\[GPU \d\] fake vllm pid=\d+ child=\d+", 2)
+        r, took = score_across_sigint(proc, url, at_sigint=proc.stdout.close)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["ok"] * 3
+    assert "<stdout> is closed" in log.read_text()
+    print(f"stdout closed at SIGINT: batch answered 200 ok, exit 0 {took:.1f}s later")
