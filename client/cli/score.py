@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -25,13 +28,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ._client import AsyncClient
-from ._exceptions import EditJudgeError
-from ._inputs import InputFileError, read_items
-from ._models import Item, ScoreResult, ServerInfo
-from ._report import PLOT_HINT, plot_available, print_summary, write_histogram
-from ._results import ResultFileError, ResultLog
-from ._retry import RetryPolicy
+from .._client import API_KEY_ENV, DEFAULT_URL, AsyncClient, normalise_url
+from .._exceptions import EditJudgeError
+from .._inputs import InputFileError, read_items
+from .._models import Item, ScoreResult, ServerInfo
+from .._report import PLOT_HINT, plot_available, print_summary, write_histogram
+from .._results import ResultFileError, ResultLog
+from .._retry import RetryPolicy
 
 
 class UsageError(EditJudgeError):
@@ -43,8 +46,64 @@ class _Run:
     written: int = 0
 
 
+SERVER_ENV = "EDITJUDGE_SERVER"
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    """The ``score`` command's options."""
+    p.description = (
+        "Score every row of INPUT (JSONL or CSV with id, image, source_image, instruction; "
+        "paths relative to INPUT) and append one JSON result per line to OUTPUT. Rerunning with "
+        "the same OUTPUT skips ids already there."
+    )
+    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    p.add_argument("input", type=Path, metavar="INPUT", help="JSONL or CSV file of items")
+    p.add_argument("-o", "--output", type=Path, required=True, help="JSONL file of results")
+    p.add_argument(
+        "--server",
+        type=_url,
+        default=os.environ.get(SERVER_ENV, DEFAULT_URL),
+        help=f"router URL (${SERVER_ENV} sets the default)",
+    )
+    p.add_argument("--api-key", help=f"API key (default: ${API_KEY_ENV})")
+    p.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="batch requests in flight (default: sized from the router's healthy engines)",
+    )
+    p.add_argument("--batch-size", type=_positive, default=16, help="items per request")
+    p.add_argument("--protocol", help="scoring protocol (default: the router's)")
+    p.add_argument("--max-pixels", type=_positive, help="downscale images above this size")
+    p.add_argument(
+        "--timeout", type=float, help="seconds to wait for one answer (default: router's deadline)"
+    )
+    p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
+
+
+def _url(text: str) -> str:
+    try:
+        return normalise_url(text)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    """Entry point of ``editjudge score`` (``args`` from the ``score`` command's parser)."""
+    """Run ``editjudge score`` with the options :func:`register` declared."""
     state = _Run()
     try:
         return _run(args, state)
