@@ -44,7 +44,7 @@ def test_cli_scores_a_file_and_resumes(router_url: str, tmp_path: Path) -> None:
     ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "editjudge.client.cli", "score", str(tmp_path / "in.jsonl")]
+    command = [sys.executable, "-m", "editjudge", "score", str(tmp_path / "in.jsonl")]
     command += ["-o", str(out), "--server", router_url]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
