@@ -95,7 +95,8 @@ class Capacity(_Open):
 
     healthy_backends: int = 0
     backends: int = 0
-    target_items_per_backend: int = 0
+    in_flight_window: int = 0  # requests the healthy engines may hold now, summed
+    queued: int = 0  # work waiting in the router for a window to open
     suggested_items_in_flight: int = 0
 
 

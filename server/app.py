@@ -23,6 +23,7 @@ from .discovery import Change, Discovery, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError, Unauthorized
 from .images import ImageLimits
+from .load import load_loop
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
@@ -75,6 +76,9 @@ def build_context(
         settings.backends,
         PoolConfig(
             max_in_flight=settings.max_in_flight_per_backend,
+            adaptive=settings.in_flight_control == "adaptive",
+            min_in_flight=settings.min_in_flight_per_backend,
+            start_in_flight=settings.start_in_flight_per_backend,
             failure_threshold=settings.failure_threshold,
             circuit_open_s=settings.circuit_open_s,
             policy=settings.routing_policy,
@@ -152,6 +156,8 @@ def create_app(
             ctx.info.model,
         )
         loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
+        if settings.in_flight_control == "adaptive":
+            loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
         if discovery is not None:
             loops.append(discovery.run())
         tasks = [asyncio.create_task(loop) for loop in loops]

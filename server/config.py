@@ -107,13 +107,23 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Wall-clock budget of one /score request, retries included."
     )
     max_in_flight_per_backend: int = Field(
-        256, gt=0, description="Requests in flight per backend (an item holds one per call)."
-    )
-    target_items_per_backend: int = Field(
-        32,
+        256,
         gt=0,
-        description="Items the router aims to keep in flight on each healthy engine; GET /info "
-        "reports it, and clients size their concurrency from it.",
+        description="Most requests in flight per backend (an item holds one per call): the "
+        "ceiling of the adaptive window, or the window itself with IN_FLIGHT_CONTROL=fixed.",
+    )
+    in_flight_control: Literal["adaptive", "fixed"] = Field(
+        "adaptive",
+        description="adaptive: each engine's window of requests follows its own queue (vLLM's "
+        "running-request gauge on /metrics), and the router queues the rest, fairly across "
+        "requests; fixed: every window is MAX_IN_FLIGHT_PER_BACKEND.",
+    )
+    min_in_flight_per_backend: int = Field(4, gt=0, description="Floor of the adaptive window.")
+    start_in_flight_per_backend: int = Field(
+        32, gt=0, description="An engine's window before its load is known (and without metrics)."
+    )
+    load_interval_s: float = Field(
+        0.5, gt=0, description="Seconds between reads of each engine's running-request count."
     )
     max_queued_items: int = Field(
         8192, gt=0, description="Router-wide budget of items admitted and not yet finished."

@@ -37,6 +37,10 @@ class EngineClient(Protocol):
 
     async def get_json(self, url: str, timeout: float) -> Any: ...
 
+    async def get_bytes(self, url: str, timeout: float) -> bytes:
+        """The body of a 2xx answer (e.g. a metrics page); raises a ``BackendError`` otherwise."""
+        ...
+
     async def get_ok(self, url: str, timeout: float) -> bool: ...
 
     async def aclose(self) -> None: ...
@@ -81,10 +85,15 @@ def _backend_of(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
-def _check(url: str, status: int, body: bytes) -> Any:
+def _ok_body(url: str, status: int, body: bytes) -> bytes:
     if status >= 400:
         text = body[:500].decode("utf-8", "replace")
         raise BackendHTTPError(f"backend answered HTTP {status}", _backend_of(url), status, text)
+    return body
+
+
+def _check(url: str, status: int, body: bytes) -> Any:
+    _ok_body(url, status, body)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -106,10 +115,14 @@ class AiohttpEngineClient:
         )
 
     async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
-        return await self._request("POST", url, body, timeout)
+        return _check(url, *await self._request("POST", url, body, timeout))
 
     async def get_json(self, url: str, timeout: float) -> Any:
-        return await self._request("GET", url, None, timeout)
+        return _check(url, *await self._request("GET", url, None, timeout))
+
+    async def get_bytes(self, url: str, timeout: float) -> bytes:
+        status, raw = await self._request("GET", url, None, timeout)
+        return _ok_body(url, status, raw)
 
     async def get_ok(self, url: str, timeout: float) -> bool:
         try:
@@ -119,7 +132,9 @@ class AiohttpEngineClient:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
-    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+    async def _request(
+        self, method: str, url: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
         try:
             async with self._session.request(
                 method,
@@ -134,7 +149,7 @@ class AiohttpEngineClient:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
-        return _check(url, status, raw)
+        return status, raw
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -150,10 +165,14 @@ class HttpxEngineClient:
         self._client = httpx.AsyncClient(limits=limits, transport=transport)
 
     async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
-        return await self._request("POST", url, body, timeout)
+        return _check(url, *await self._request("POST", url, body, timeout))
 
     async def get_json(self, url: str, timeout: float) -> Any:
-        return await self._request("GET", url, None, timeout)
+        return _check(url, *await self._request("GET", url, None, timeout))
+
+    async def get_bytes(self, url: str, timeout: float) -> bytes:
+        status, raw = await self._request("GET", url, None, timeout)
+        return _ok_body(url, status, raw)
 
     async def get_ok(self, url: str, timeout: float) -> bool:
         try:
@@ -162,7 +181,9 @@ class HttpxEngineClient:
         except httpx.HTTPError:
             return False
 
-    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+    async def _request(
+        self, method: str, url: str, body: bytes | None, timeout: float
+    ) -> tuple[int, bytes]:
         try:
             r = await self._client.request(
                 method,
@@ -175,7 +196,7 @@ class HttpxEngineClient:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except httpx.HTTPError as exc:
             raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
-        return _check(url, r.status_code, r.content)
+        return r.status_code, r.content
 
     async def aclose(self) -> None:
         await self._client.aclose()

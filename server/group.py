@@ -29,6 +29,7 @@ import orjson
 from .cache import ScoreCache
 from .engine import ChatReply, chat
 from .errors import BackendError, DeadlineExceeded, ServiceError
+from .fairqueue import flow
 from .images import PreparedImage
 from .protocols import Item, Rejected, ScoringProtocol
 from .schemas import ScoreResult
@@ -95,7 +96,10 @@ class GroupScorer:
                     continue
             pending[i] = entry
         outcome = GroupOutcome([])
-        computed = await self._compute(pending, protocol, source, instruction, deadline, outcome)
+        with flow():
+            computed = await self._compute(
+                pending, protocol, source, instruction, deadline, outcome
+            )
         elapsed = round((time.perf_counter() - t0) * 1000, 3)
         for i, result in computed.items():
             result.latency_ms, result.fingerprint = elapsed, fingerprint

@@ -27,11 +27,19 @@ class _PoolCollector(Collector):
         in_flight = GaugeMetricFamily(
             "editjudge_backend_in_flight", "Requests in flight to the backend", labels=["backend"]
         )
+        window = GaugeMetricFamily(
+            "editjudge_backend_window", "Requests the backend may hold now", labels=["backend"]
+        )
         for b in self._pool.backends:
             healthy.add_metric([b.url], 1.0 if b.healthy else 0.0)
             in_flight.add_metric([b.url], float(b.in_flight))
+            window.add_metric([b.url], float(b.window))
         yield healthy
         yield in_flight
+        yield window
+        yield GaugeMetricFamily(
+            "editjudge_queued", "Work waiting in the router for a window", value=self._pool.queued
+        )
 
 
 class Metrics:

@@ -8,21 +8,27 @@ request is let through as a probe. While no backend at all is fit, work waits at
 ``no_backend_wait_s`` for one to return, then fails with ``no_healthy_backend`` instead of holding
 the caller until its deadline. Choosing among eligible backends is delegated to
 :mod:`editjudge.server.policy`.
+
+Each backend takes at most its *window* of requests; work beyond every window waits here, in a
+:class:`~editjudge.server.fairqueue.FairQueue` (round-robin across requests, in order within one).
+With ``adaptive`` on, :meth:`BackendPool.record_load` steers each window by the engine's own
+queue (:mod:`editjudge.server.window`); otherwise every window is ``max_in_flight``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from . import policy
 from .engine import EngineClient
 from .errors import BackendError, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
+from .fairqueue import CURRENT_FLOW, FairQueue
+from .window import EngineLoad, WindowLimits, next_window
 
 log = logging.getLogger("editjudge.pool")
 
@@ -43,6 +49,8 @@ class Backend:
     open_until: float = 0.0  # circuit open until this monotonic time; 0 = closed
     probing: bool = False  # a half-open probe is in flight
     latency_ewma_s: float | None = None
+    window: int = 64  # requests it may hold
+    running: int | None = None  # what the engine last said it runs (None: it does not say)
 
     def circuit(self, now: float) -> str:
         if self.open_until == 0.0:
@@ -62,6 +70,16 @@ class PoolConfig:
     policy: str = "least_outstanding"
     affinity_epsilon: float = 0.25
     no_backend_wait_s: float = 10.0
+    adaptive: bool = False  # steer windows by the engines' queues (else fixed at max_in_flight)
+    min_in_flight: int = 4
+    start_in_flight: int = 32
+
+    @property
+    def limits(self) -> WindowLimits:
+        """The adaptive window's bounds (a fixed window is ``max_in_flight``)."""
+        low = min(self.min_in_flight, self.max_in_flight)
+        start = min(max(self.start_in_flight, low), self.max_in_flight)
+        return WindowLimits(minimum=low, start=start, maximum=self.max_in_flight)
 
 
 class BackendPool:
@@ -70,9 +88,19 @@ class BackendPool:
     def __init__(self, urls: Iterable[str], config: PoolConfig, clock: Clock = time.monotonic):
         self.config = config
         self._clock = clock
-        self._backends: dict[str, Backend] = {u: Backend(u) for u in urls}
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._limits = config.limits
+        self._backends: dict[str, Backend] = {u: self._new(u) for u in urls}
+        self._waiters = FairQueue()
         self._rr = 0
+
+    def _new(self, url: str) -> Backend:
+        window = self._limits.start if self.config.adaptive else self.config.max_in_flight
+        return Backend(url, window=window)
+
+    @property
+    def queued(self) -> int:
+        """Leases waiting for a window to open (the router's own queue)."""
+        return len(self._waiters)
 
     @property
     def backends(self) -> list[Backend]:
@@ -88,7 +116,7 @@ class BackendPool:
     def set_urls(self, urls: Sequence[str]) -> None:
         """Replace the backend set (discovery); known backends keep their state."""
         wanted = list(dict.fromkeys(urls))
-        self._backends = {u: self._backends.get(u) or Backend(u) for u in wanted}
+        self._backends = {u: self._backends.get(u) or self._new(u) for u in wanted}
         self._wake()
 
     @contextlib.asynccontextmanager
@@ -99,9 +127,16 @@ class BackendPool:
         key: str | None = None,
         avoid: frozenset[str] = frozenset(),
         deadline: float,
+        flow: Hashable = None,
     ) -> AsyncIterator[Backend]:
-        """Wait for a backend with room, hold ``weight`` request slots on it, release on exit."""
-        backend = await self._acquire(weight, key, avoid, deadline)
+        """Wait for a backend with room, hold ``weight`` request slots on it, release on exit.
+
+        ``flow`` names the request the lease serves (default: the context's, see
+        :func:`editjudge.server.fairqueue.flow`): waiting leases of different flows are served
+        round-robin, those of one flow in order.
+        """
+        flow = CURRENT_FLOW.get() if flow is None else flow
+        backend = await self._acquire(weight, key, avoid, deadline, flow)
         try:
             yield backend
         finally:
@@ -110,7 +145,7 @@ class BackendPool:
             self._wake(weight)
 
     async def _acquire(
-        self, weight: int, key: str | None, avoid: frozenset[str], deadline: float
+        self, weight: int, key: str | None, avoid: frozenset[str], deadline: float, flow: Hashable
     ) -> Backend:
         woken = False
         down_since: float | None = None
@@ -138,13 +173,13 @@ class BackendPool:
                 remaining = min(remaining, give_up)
             else:
                 down_since = None
-            woken = await self._wait(min(remaining, 1.0), woken)
+            woken = await self._wait(min(remaining, 1.0), woken, flow)
 
-    async def _wait(self, timeout: float, first_in_line: bool) -> bool:
-        """Wait for a wake-up (True) or ``timeout`` (False) in the FIFO line of waiters."""
+    async def _wait(self, timeout: float, first_in_line: bool, flow: Hashable) -> bool:
+        """Wait for a wake-up (True) or ``timeout`` (False) in the fair queue of waiters."""
         waiter = asyncio.get_running_loop().create_future()
         # A waiter that was woken but found no room keeps its place at the head of the line.
-        (self._waiters.appendleft if first_in_line else self._waiters.append)(waiter)
+        self._waiters.push(flow, waiter, front=first_in_line)
         try:
             # The periodic re-check is a safety net; releases and health changes wake us.
             await asyncio.wait_for(waiter, timeout=timeout)
@@ -154,25 +189,18 @@ class BackendPool:
         finally:
             if not waiter.done() or waiter.cancelled():  # timed out or cancelled: not popped
                 waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                self._waiters.remove(flow, waiter)
 
     def _wake(self, count: int | None = None) -> None:
-        """Wake the ``count`` oldest waiters (all when None); each re-checks for room."""
-        left = len(self._waiters) if count is None else count
-        while left > 0 and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                left -= 1
+        """Wake the next ``count`` waiters (all when None); each re-checks for room."""
+        self._waiters.wake(count)
 
     def _pick(self, weight: int, key: str | None, avoid: frozenset[str]) -> Backend | None:
         now = self._clock()
         eligible = [b for b in self._backends.values() if b.eligible(now)]
         preferred = [b for b in eligible if b.url not in avoid] or eligible
-        cap = self.config.max_in_flight
-        # An idle backend always admits one item, even one heavier than the cap.
-        roomy = [b for b in preferred if b.in_flight == 0 or b.in_flight + weight <= cap]
+        # An idle backend always admits one item, even one heavier than its window.
+        roomy = [b for b in preferred if b.in_flight == 0 or b.in_flight + weight <= b.window]
         if not roomy:
             return None
         loads = [policy.BackendLoad(b.url, b.in_flight, b.served) for b in roomy]
@@ -217,6 +245,20 @@ class BackendPool:
                 )
             backend.open_until = now + self.config.circuit_open_s
         self._wake()
+
+    def record_load(self, backend: Backend, running: int | None) -> None:
+        """What the engine says it runs now; with ``adaptive`` on, steer its window by it."""
+        backend.running = running
+        if not self.config.adaptive or running is None:
+            return
+        load = EngineLoad(backend.in_flight, running, demand=self.queued > 0)
+        window = next_window(backend.window, load, self._limits)
+        if window != backend.window:
+            log.debug("backend %s: window %d -> %d (%s)", backend.url, backend.window, window, load)
+            grew = window - backend.window
+            backend.window = window
+            if grew > 0:
+                self._wake(grew)
 
     def set_health(self, backend: Backend, ok: bool) -> None:
         if ok != backend.healthy:

@@ -114,6 +114,8 @@ class BackendInfo(BaseModel):
     healthy: bool
     state: str
     in_flight: int
+    window: int = Field(description="Requests this engine may hold now.")
+    running: int | None = Field(description="Requests the engine said it runs (None: unknown).")
     served: int
     failures: int
     latency_ms_ewma: float | None
@@ -124,11 +126,14 @@ class Capacity(BaseModel):
 
     healthy_backends: int = Field(description="Engines taking traffic now.")
     backends: int = Field(description="Engines the router knows.")
-    target_items_per_backend: int = Field(
-        description="Items the router aims to keep in flight on each engine."
+    in_flight_window: int = Field(
+        description="Requests the healthy engines may hold now, summed (their windows); the "
+        "router queues the rest."
     )
+    queued: int = Field(description="Work waiting in the router for a window to open.")
     suggested_items_in_flight: int = Field(
-        description="Items a client should keep in flight to feed every healthy engine."
+        description="Items a client should keep in flight so that every healthy engine stays "
+        "fed (about twice what the windows hold, within the router's budget)."
     )
 
 

@@ -29,6 +29,7 @@ from .errors import (
     NoHealthyBackend,
     ServiceError,
 )
+from .fairqueue import flow
 from .metrics import Metrics
 from .pool import Backend, BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
@@ -112,7 +113,8 @@ class Scorer:
             return await self.score(entry, protocol, deadline)
 
         pairs = zip(items, protocols, strict=True)
-        return list(await asyncio.gather(*(one(e, p) for e, p in pairs)))
+        with flow():  # this request's items share one turn in the router's fair queue
+            return list(await asyncio.gather(*(one(e, p) for e, p in pairs)))
 
     async def score(self, item: Item, protocol: ScoringProtocol, deadline: float) -> ScoreResult:
         """Score one item; never raises for backend or judge trouble (those become error items)."""

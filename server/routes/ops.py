@@ -38,6 +38,8 @@ async def backends(ctx: Ctx, _: Authorized) -> list[BackendInfo]:
             healthy=b.healthy and b.circuit(now) != "open",
             state=b.circuit(now),
             in_flight=b.in_flight,
+            window=b.window,
+            running=b.running,
             served=b.served,
             failures=b.failures,
             latency_ms_ewma=None if b.latency_ewma_s is None else round(b.latency_ewma_s * 1e3, 2),
@@ -71,14 +73,22 @@ async def info(ctx: Ctx) -> InfoResponse:
 
 
 def capacity(ctx: AppContext) -> Capacity:
-    """The load that keeps every healthy engine busy (at least one engine's worth)."""
-    healthy = ctx.pool.healthy_count()
-    per = ctx.settings.target_items_per_backend
+    """The load that keeps every healthy engine busy.
+
+    Clients are asked for about twice what the engines' windows hold: a batch request returns
+    only when its last item is done, so the router needs work queued to refill a window the
+    moment a request finishes. What exceeds the windows waits in the router, fairly.
+    """
+    healthy = [b for b in ctx.pool.backends if b.healthy]
+    window = sum(b.window for b in healthy)
+    floor = ctx.settings.start_in_flight_per_backend
+    suggested = min(2 * max(window, floor), max(1, ctx.settings.max_queued_items // 2))
     return Capacity(
-        healthy_backends=healthy,
+        healthy_backends=len(healthy),
         backends=len(ctx.pool.backends),
-        target_items_per_backend=per,
-        suggested_items_in_flight=max(1, healthy) * per,
+        in_flight_window=window,
+        queued=ctx.pool.queued,
+        suggested_items_in_flight=suggested,
     )
 
 

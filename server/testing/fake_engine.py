@@ -48,6 +48,17 @@ class FakeEngine:
     keep_requests: bool = True
     request_log: IO[str] | None = None
     raw_reply: bytes | None = None  # answer completions with these bytes (HTTP 200), not JSON
+    # A batch of at most ``capacity`` requests runs at once (None: no limit); the rest wait, as
+    # in vLLM's scheduler. ``preprocess_s`` is spent per request, one at a time, before it can
+    # wait or run (an API server busy preprocessing images). Both show in /metrics.
+    capacity: int | None = None
+    preprocess_s: float = 0.0
+    running: int = 0
+    waiting: int = 0
+    peak_in_flight: int = 0
+    _in_flight: int = 0
+    _slots: asyncio.Semaphore | None = field(default=None, repr=False)
+    _preprocessor: asyncio.Lock | None = field(default=None, repr=False)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024)
@@ -69,7 +80,16 @@ class FakeEngine:
         return web.Response(body=b'{"version":"0.0.0-fake"}', content_type="application/json")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(text="vllm:num_requests_running 0\n")
+        labels = f'{{engine="0",model_name="{self.model}"}}'
+        text = (
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running{labels} {float(self.running)}\n"
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f"vllm:num_requests_waiting{labels} {float(self.waiting)}\n"
+        )
+        return web.Response(text=text)
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
@@ -78,8 +98,12 @@ class FakeEngine:
         self._log("recv", body)
         if self.hang:
             await asyncio.Event().wait()
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        self._in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            await self._run()
+        finally:
+            self._in_flight -= 1
         if self.status != 200:
             return web.Response(status=self.status, text='{"error": "injected"}')
         if self.raw_reply is not None:
@@ -89,6 +113,29 @@ class FakeEngine:
         return web.Response(
             body=orjson.dumps(self.completion(body)), content_type="application/json"
         )
+
+    async def _run(self) -> None:
+        """Preprocess, wait for a batch slot, run for ``latency_s``."""
+        if self.preprocess_s:
+            self._preprocessor = self._preprocessor or asyncio.Lock()
+            async with self._preprocessor:
+                await asyncio.sleep(self.preprocess_s)
+        if self.capacity is not None and self._slots is None:
+            self._slots = asyncio.Semaphore(self.capacity)
+        self.waiting += 1
+        try:
+            if self._slots is not None:
+                await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+        finally:
+            self.running -= 1
+            if self._slots is not None:
+                self._slots.release()
 
     def _log(self, event: str, body: dict[str, Any]) -> None:
         """One line per event, written through to the OS so it survives ``kill -9``."""

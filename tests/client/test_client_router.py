@@ -127,11 +127,12 @@ async def test_concurrency_is_sized_from_the_routers_healthy_engines() -> None:
     """Without --concurrency the client keeps the router's suggested items in flight: a box
     with more engines gets more requests in flight, a small one is not flooded."""
     for n_engines, expected in ((1, 2), (4, 8)):
-        async with asgi_router(n_engines, target_items_per_backend=32) as (http, _, __):
+        async with asgi_router(n_engines, start_in_flight_per_backend=16) as (http, _, __):
             client = AsyncClient("http://router", http_client=http, batch_size=16)
             info = await client.info()
             assert info.capacity is not None and info.capacity.healthy_backends == n_engines
-            assert client.concurrency_for(info) == expected  # n * 32 items / 16 per request
+            # 2 x n x 16 requests' windows suggested, in requests of 16 items
+            assert client.concurrency_for(info) == expected
             fixed = AsyncClient("http://router", http_client=http, concurrency=3)
             assert fixed.concurrency_for(info) == 3
     old_router = ServerInfo()  # no capacity field: the fixed fallback
@@ -140,7 +141,7 @@ async def test_concurrency_is_sized_from_the_routers_healthy_engines() -> None:
 
 async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> None:
     knobs = {"latency_s": 0.05}
-    async with asgi_router(2, engine_knobs=knobs, target_items_per_backend=8) as (http, _, __):
+    async with asgi_router(2, engine_knobs=knobs, start_in_flight_per_backend=4) as (http, _, __):
         client = AsyncClient("http://router", http_client=http, batch_size=4)
         peak, active = 0, 0
         real_request = client.request
@@ -158,4 +159,4 @@ async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> 
         items = [Item(image_bytes((i, 0, 0)), f"edit {i}", id=str(i)) for i in range(40)]
         results = await client.score_many(items)
     assert all(r.ok for r in results)
-    assert peak == 4  # 2 engines x 8 items / 4 items per request
+    assert peak == 4  # 2 x (2 engines x 4-request windows) items / 4 items per request
