@@ -27,4 +27,4 @@ def test_data_parallel_engines_are_summed() -> None:
 def test_a_page_without_the_gauge_says_nothing() -> None:
     assert running_requests(b"# nothing here\nprocess_cpu_seconds_total 1.0\n") is None
     assert running_requests(b"") is None
-    assert running_requests(b"vllm:num_requests_running{engine=\"0\"} NaN-ish\n") is None
+    assert running_requests(b'vllm:num_requests_running{engine="0"} NaN-ish\n') is None
