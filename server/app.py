@@ -37,7 +37,7 @@ from .protocols import (
     load_templates,
 )
 from .responses import json_response
-from .routes import openapi_components, paths, router
+from .routes import ROUTERS, openapi_components, paths
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
 
@@ -177,7 +177,8 @@ def create_app(
         lifespan=lifespan,
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     _complete_openapi(app)
     _install_error_handlers(app)
     routes = paths()

@@ -50,11 +50,19 @@ async def sample(pool: BackendPool, client: EngineClient, backend: Backend) -> N
 
 
 async def load_loop(pool: BackendPool, client: EngineClient, interval_s: float) -> None:
-    """Sample every healthy engine every ``interval_s`` seconds, forever."""
+    """Sample every healthy engine every ``interval_s`` seconds, forever.
+
+    An unexpected failure is logged once (then at debug level, until sampling works again): a
+    client that cannot read metrics must not fill the log twice a second.
+    """
+    failing = False
     while True:
         try:
             healthy = [b for b in pool.backends if b.healthy]
             await asyncio.gather(*(sample(pool, client, b) for b in healthy))
+            failing = False
         except Exception:
-            log.exception("engine load sampling failed; next round in %gs", interval_s)
+            level = logging.DEBUG if failing else logging.ERROR
+            log.log(level, "engine load sampling failed; windows stay as they are", exc_info=True)
+            failing = True
         await asyncio.sleep(interval_s)
