@@ -46,6 +46,8 @@ def test_batch_of_8_in_order_on_both_servers(router_url: str, vllm_servers: list
     assert {x["backend"] for x in results} == set(vllm_servers)
     backends = httpx.get(f"{router_url}/backends").json()
     assert all(b["served"] > 0 and b["healthy"] for b in backends)
+    # The router reads each real engine's running-request gauge to steer its window.
+    assert all(b["running"] is not None and b["window"] >= 4 for b in backends), backends
 
 
 def test_multipart_with_curl(router_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
