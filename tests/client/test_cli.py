@@ -179,23 +179,25 @@ def test_waits_out_a_server_that_answers_503_for_a_while(tmp_path: Path) -> None
     assert "10 results: 10 ok" in done.stdout
 
 
-def test_unreachable_server_is_a_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("server", "needle"),
+    [("127.0.0.1:{port}", "connection refused"), ("nonexistent.invalid:8000", "unknown host")],
+)
+def test_a_wrong_server_url_is_a_one_line_error_in_about_two_seconds(
+    tmp_path: Path, server: str, needle: str
+) -> None:
     items = write_input(tmp_path, 3)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    done = run(
-        "score",
-        str(items),
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "--server",
-        f"http://127.0.0.1:{port}",
-        "--retries",
-        "1",
-    )
+    url = "http://" + server.format(port=port)
+    t0 = time.monotonic()
+    done = run("score", str(items), "-o", str(tmp_path / "o.jsonl"), "--server", url)
+    elapsed = time.monotonic() - t0  # the whole process, interpreter start-up included
     assert done.returncode == 1
-    assert_one_line_error(done.stderr, "cannot reach", str(port))
+    assert_one_line_error(done.stderr, f"cannot reach {url}", needle)
+    assert elapsed < 4.0, elapsed  # default retries; it used to take 25-45 s
+    assert not (tmp_path / "o.jsonl").read_text()
 
 
 @pytest.mark.parametrize(
