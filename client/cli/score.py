@@ -30,7 +30,7 @@ from rich.text import Text
 
 from .._client import API_KEY_ENV, DEFAULT_URL, AsyncClient, normalise_url
 from .._exceptions import EditJudgeError
-from .._inputs import InputFileError, read_items
+from .._inputs import InputFileError, missing_files, read_items
 from .._models import Item, ScoreResult, ServerInfo
 from .._report import PLOT_HINT, plot_available, print_summary, write_histogram
 from .._results import ResultFileError, ResultLog
@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
             f"{len(items)} items in {args.input}: {len(items) - len(todo)} already in "
             f"{args.output}, {len(todo)} to score"
         )
+        _note_missing_files(todo)
         if todo:
             asyncio.run(_score_all(todo, args, log, state))
         results = [log.saved[str(item.id)] for item in items if item.id in log.saved]
@@ -147,6 +148,17 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
         else:
             _say("no scores to plot")
     return 0
+
+
+def _note_missing_files(todo: list[Item]) -> None:
+    missing = missing_files(todo)
+    if missing:
+        item_id, path = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        _say(
+            f"note: image not found for id {item_id!r}: {path}{more}; such rows become error "
+            "results (file_not_found) and the run goes on"
+        )
 
 
 async def _score_all(

@@ -203,8 +203,8 @@ def test_a_wrong_server_url_is_a_one_line_error_in_about_two_seconds(
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ('{"id": "a", "image": "img/nope.png", "instruction": "x"}\n', "not found"),
         ('{"id": "a", "image": "img/e0.png"}\n', "'instruction'"),
+        ('{"id": "a", "image": "img/e0.png", "instruction": "x"}\n{"id": "a', "not valid JSON"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(tmp_path: Path, content: str, needle: str) -> None:
@@ -213,7 +213,31 @@ def test_bad_input_is_a_one_line_usage_error(tmp_path: Path, content: str, needl
     bad.write_text(content)
     done = run("score", str(bad), "-o", str(tmp_path / "o.jsonl"), "--server", "http://127.0.0.1:1")
     assert done.returncode == 2
-    assert_one_line_error(done.stderr, needle, "bad.jsonl:1")
+    assert_one_line_error(done.stderr, needle, "bad.jsonl:")
+    assert not (tmp_path / "o.jsonl").exists()  # refused before any work
+
+
+def test_a_missing_image_is_an_error_row_and_the_run_goes_on(tmp_path: Path) -> None:
+    items = write_input(tmp_path, 6)
+    rows = [json.loads(line) for line in items.read_text().splitlines()]
+    rows[1]["image"] = "img/gone.png"
+    rows[4]["source_image"] = "img/also-gone.jpg"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    with LoopbackRouter(1) as router:
+        done = run("score", str(items), "-o", str(out), "--server", router.url)
+    assert done.returncode == 0, done.stderr
+    assert "note: image not found for id 'item-1'" in done.stderr and "(and 1 more)" in done.stderr
+    results = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(results) == {f"item-{i}" for i in range(6)}
+    for item_id, gone in (("item-1", "img/gone.png"), ("item-4", "img/also-gone.jpg")):
+        bad = results[item_id]
+        assert bad["status"] == "error" and bad["score"] is None
+        assert bad["error"]["code"] == "file_not_found"
+        assert str(tmp_path / gone) in bad["error"]["message"]
+    assert all(results[f"item-{i}"]["status"] == "ok" for i in (0, 2, 3, 5))
+    assert "6 results: 4 ok, 2 error (file_not_found 2)" in done.stdout
+    assert sum(e.served for e in router.engines) > 0
 
 
 def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from editjudge.client import ScoreResult
-from editjudge.client._inputs import InputFileError, read_items
+from editjudge.client._inputs import InputFileError, missing_files, read_items
 from editjudge.client._results import ResultFileError, ResultLog
 from tests.helpers import image_bytes
 
@@ -66,7 +66,6 @@ def test_csv_rows(tmp_path: Path) -> None:
             "duplicate id 'a'",
         ),
         ("in.csv", "id,image\na,a.png\n", "lacks column(s): instruction"),
-        ("in.jsonl", '{"id": "a", "image": "nope.png", "instruction": "x"}\n', "not found"),
     ],
 )
 def test_input_problems_are_one_line_errors(
@@ -77,6 +76,24 @@ def test_input_problems_are_one_line_errors(
     with pytest.raises(InputFileError) as info:
         read_items(tmp_path / name)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_image_files_are_not_input_file_errors(tmp_path: Path) -> None:
+    # A missing image is the row's problem, not the file's: it becomes an error result later.
+    _images(tmp_path)
+    rows = [
+        {"id": "ok", "image": "a.png", "source_image": "b.png", "instruction": "x"},
+        {"id": "gone", "image": "nope.png", "instruction": "x"},
+        {"id": "no-src", "image": "a.png", "source_image": "sub/nope.jpg", "instruction": "x"},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = read_items(path)
+    assert [i.id for i in items] == ["ok", "gone", "no-src"]
+    assert missing_files(items) == [
+        ("gone", tmp_path / "nope.png"),
+        ("no-src", tmp_path / "sub/nope.jpg"),
+    ]
 
 
 def test_missing_input_file(tmp_path: Path) -> None:
