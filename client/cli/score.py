@@ -54,7 +54,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Score every row of INPUT (JSONL or CSV with id, image, source_image, instruction; "
         "paths relative to INPUT) and append one JSON result per line to OUTPUT. Rerunning with "
-        "the same OUTPUT skips ids already there."
+        "the same OUTPUT skips ids already there; the last line for an id is its result."
     )
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("input", type=Path, metavar="INPUT", help="JSONL or CSV file of items")
@@ -78,6 +78,12 @@ def register(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, help="seconds to wait for one answer (default: router's deadline)"
     )
     p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="score again the items whose latest result in OUTPUT is an error; the new result "
+        "is appended and supersedes the old line (default: off, errors count as done)",
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
 
 
@@ -132,11 +138,7 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
     with ResultLog(args.output) as log:
         if log.repaired:
             _say(f"note: cut off an incomplete last line of {args.output} (interrupted write)")
-        todo = [item for item in items if item.id not in log.saved]
-        _say(
-            f"{len(items)} items in {args.input}: {len(items) - len(todo)} already in "
-            f"{args.output}, {len(todo)} to score"
-        )
+        todo = _plan(items, log, args)
         _note_missing_files(todo)
         if todo:
             asyncio.run(_score_all(todo, args, log, state))
@@ -148,6 +150,26 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
         else:
             _say("no scores to plot")
     return 0
+
+
+def _plan(items: list[Item], log: ResultLog, args: argparse.Namespace) -> list[Item]:
+    """The items to score now: those without a result, and with ``--retry-errors`` those whose
+    latest result is an error. Says what it found."""
+    saved = [log.saved[str(item.id)] for item in items if item.id in log.saved]
+    errors = sum(not r.ok for r in saved)
+    redo = errors if args.retry_errors else 0
+    todo = [
+        item
+        for item in items
+        if item.id not in log.saved or (args.retry_errors and not log.saved[str(item.id)].ok)
+    ]
+    done = f"{len(saved)} already in {args.output}"
+    if redo:
+        done += f", {redo} of them errors to score again"
+    elif errors:
+        done += f" ({errors} of them errors: --retry-errors scores those again)"
+    _say(f"{len(items)} items in {args.input}: {done}, {len(todo) - redo} new to score")
+    return todo
 
 
 def _note_missing_files(todo: list[Item]) -> None:

@@ -160,6 +160,41 @@ def test_interrupt_then_resume_neither_duplicates_nor_loses(tmp_path: Path) -> N
     assert f"{n} results: {n} ok" in resumed.stdout
 
 
+def test_retry_errors_rescores_only_the_error_rows_by_appending(tmp_path: Path) -> None:
+    items = write_input(tmp_path, 5)
+    rows = [json.loads(line) for line in items.read_text().splitlines()]
+    rows[2]["image"] = "img/late.png"  # not there yet on the first run
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    with LoopbackRouter(1) as router:
+        args = ("score", str(items), "-o", str(out), "--server", router.url)
+        first = run(*args)
+        assert first.returncode == 0 and "5 results: 4 ok, 1 error" in first.stdout
+        before = out.read_text()
+
+        (tmp_path / "img" / "late.png").write_bytes(image_bytes((9, 9, 9)))
+        plain = run(*args)  # errors count as done without the flag
+        assert plain.returncode == 0 and out.read_text() == before
+        assert "1 of them errors: --retry-errors scores those again" in plain.stderr
+
+        served = sum(e.served for e in router.engines)
+        retried = run(*args, "--retry-errors")
+        assert retried.returncode == 0, retried.stderr
+        assert "1 of them errors to score again, 0 new to score" in retried.stderr
+        assert "5 results: 5 ok, 0 error" in retried.stdout
+        assert sum(e.served for e in router.engines) > served
+
+        again = run(*args, "--retry-errors")  # nothing left to retry
+        assert again.returncode == 0 and "5 already in" in again.stderr
+    after = out.read_text()
+    assert after.startswith(before)  # appended to, never rewritten
+    new_lines = [json.loads(line) for line in after[len(before) :].splitlines()]
+    assert [(r["id"], r["status"]) for r in new_lines] == [("item-2", "ok")]
+    assert Counter(ids(out)) == Counter(
+        {"item-0": 1, "item-1": 1, "item-2": 2, "item-3": 1, "item-4": 1}
+    )
+
+
 def test_waits_out_a_server_that_answers_503_for_a_while(tmp_path: Path) -> None:
     items = write_input(tmp_path, 10)
     out = tmp_path / "out.jsonl"

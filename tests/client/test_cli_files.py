@@ -118,6 +118,22 @@ def test_log_appends_flushed_lines_and_reads_them_back(tmp_path: Path) -> None:
         assert not log.repaired
 
 
+def test_the_last_line_for_an_id_supersedes_earlier_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    failed = ScoreResult.failed("id-1", "file_not_found", "image not found: a.png")
+    with ResultLog(out) as log:
+        log.append(failed)
+        log.append(_result(2))
+        log.append(_result(1))  # --retry-errors: the new result is appended, the old line stays
+        assert log.saved["id-1"].ok
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["id-1", "id-2", "id-1"]
+    with ResultLog(out) as log:
+        assert log.saved["id-1"].ok and log.saved["id-1"].score == 1.0 and len(log.saved) == 2
+    out.write_text(out.read_text() + failed.model_dump_json() + "\n")  # and back again
+    with ResultLog(out) as log:
+        assert not log.saved["id-1"].ok
+
+
 def test_torn_last_line_is_cut_off_and_appends_stay_clean(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     whole = _result(1).model_dump_json() + "\n"
