@@ -35,6 +35,7 @@ from .._models import Item, ScoreResult, ServerInfo
 from .._report import PLOT_HINT, plot_available, print_summary, write_histogram
 from .._results import ResultFileError, ResultLog
 from .._retry import RetryPolicy
+from ._help import ShowDefaults
 
 
 class UsageError(EditJudgeError):
@@ -56,35 +57,54 @@ def register(p: argparse.ArgumentParser) -> None:
         "paths relative to INPUT) and append one JSON result per line to OUTPUT. Rerunning with "
         "the same OUTPUT skips ids already there; the last line for an id is its result."
     )
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    p.formatter_class = ShowDefaults
     p.add_argument("input", type=Path, metavar="INPUT", help="JSONL or CSV file of items")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSONL file of results")
     p.add_argument(
         "--server",
+        metavar="URL",
         type=_url,
         default=os.environ.get(SERVER_ENV, DEFAULT_URL),
-        help=f"router URL (${SERVER_ENV} sets the default)",
+        help=f"router URL; ${SERVER_ENV} sets the default (default: %(default)s)",
     )
-    p.add_argument("--api-key", help=f"API key (default: ${API_KEY_ENV})")
+    p.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${API_KEY_ENV}, else none)")
     p.add_argument(
         "--concurrency",
+        metavar="N",
         type=_positive,
-        help="batch requests in flight (default: sized from the router's healthy engines)",
+        help="batch requests in flight (default: enough for the items in flight the router "
+        "suggests for its healthy engines)",
     )
-    p.add_argument("--batch-size", type=_positive, default=16, help="items per request")
-    p.add_argument("--protocol", help="scoring protocol (default: the router's)")
-    p.add_argument("--max-pixels", type=_positive, help="downscale images above this size")
     p.add_argument(
-        "--timeout", type=float, help="seconds to wait for one answer (default: router's deadline)"
+        "--batch-size", metavar="N", type=_positive, default=16, help="items per request"
     )
-    p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
+    p.add_argument(
+        "--protocol", metavar="NAME", help="scoring protocol (default: the router's default)"
+    )
+    p.add_argument(
+        "--max-pixels",
+        metavar="N",
+        type=_positive,
+        help="downscale images above this many pixels (default: the router's own cap)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        help="seconds to wait for one answer (default: the router's request deadline + 30)",
+    )
+    p.add_argument(
+        "--retries", metavar="N", type=_non_negative, default=7, help="retries per request"
+    )
     p.add_argument(
         "--retry-errors",
         action="store_true",
         help="score again the items whose latest result in OUTPUT is an error; the new result "
         "is appended and supersedes the old line (default: off, errors count as done)",
     )
-    p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
+    p.add_argument(
+        "--plot", type=Path, metavar="PNG", help="write a histogram of the scores (default: none)"
+    )
 
 
 def _url(text: str) -> str:
