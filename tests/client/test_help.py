@@ -43,7 +43,7 @@ def option_entries(text: str) -> dict[str, str]:
 
 
 def test_the_commands_are_all_there() -> None:
-    assert {"score", "router", "serve", "compose", "fake-engine"} <= set(commands())
+    assert {"score", "demo", "router", "serve", "compose", "fake-engine"} <= set(commands())
 
 
 @pytest.mark.parametrize("command", commands())
