@@ -280,7 +280,9 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
     done = run("--no-plot", "score", str(items), "-o", str(out), "--plot", str(tmp_path / "h.png"))
     assert done.returncode == 2
-    assert_one_line_error(done.stderr, "pip install 'editjudge[plot]'")
+    # Until editjudge is on PyPI the hint names what works: a checkout or a built wheel.
+    assert_one_line_error(done.stderr, "pip install matplotlib", "pip install -e '.[plot]'")
+    assert "pip install 'editjudge" not in done.stderr
     assert not out.exists()  # checked before any work
 
 
@@ -302,3 +304,8 @@ def test_bare_install_imports_no_server_extra() -> None:
     # Until editjudge is on PyPI the hint names what works: a checkout or a built wheel.
     assert router.returncode == 2 and "server extra" in router.stderr
     assert "pip install -e '.[server]'" in router.stderr
+    assert "pip wheel --no-deps -w dist ." in router.stderr
+    assert (
+        "pip install 'dist/editjudge-" in router.stderr
+        and "-py3-none-any.whl[server]'" in router.stderr
+    )
