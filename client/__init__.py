@@ -1,6 +1,6 @@
-"""editjudge client: score image edits against an editjudge router.
+"""editjudge.client: score image edits against an editjudge router (re-exported by ``editjudge``).
 
->>> from client import Client
+>>> from editjudge import Client
 >>> with Client("http://gpu-box:8000") as judge:
 ...     result = judge.score("edit.png", "add a red hat", source_image="source.png")
 ...     result.score, result.scores

@@ -21,10 +21,11 @@ import anyio.to_thread
 import httpx
 
 from ._batching import BatchRunner, ResultCallback
-from ._exceptions import APIConnectionError, APITimeoutError, EditJudgeError
+from ._exceptions import EditJudgeError
 from ._images import ImagePolicy
 from ._models import ImageInput, Item, ScoreResult, ServerInfo
 from ._retry import RetryPolicy
+from ._transport import before_connecting, connection_error
 from ._wire import error_from_response, parse_info, parse_result, sized_item_json
 
 T = TypeVar("T")
@@ -66,7 +67,9 @@ class AsyncClient:
         base_url: the router, e.g. ``"http://gpu-box:8000"``.
         api_key: sent as ``Authorization: Bearer <key>``; defaults to ``$EDITJUDGE_API_KEY``.
         timeout: seconds to wait for one answer; default: the router's request deadline + 30 s.
-        retry: the :class:`RetryPolicy` (connection errors, 429, 502, 503, with backoff).
+        retry: the :class:`RetryPolicy` (429, 502, 503, timeouts, broken connections, with
+            backoff). A server that cannot be reached at all fails at once, unless it has
+            answered this client before (then it is most likely restarting, and is waited for).
         concurrency: batch requests in flight at once in :meth:`score_many`; default: enough to
             keep the items the router suggests (``GET /info`` ``capacity``) in flight, so a big
             box is fed as well as a small one (see :meth:`concurrency_for`).
@@ -101,6 +104,9 @@ class AsyncClient:
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport)
         self._info: ServerInfo | None = None
+        # Whether the server has ever answered: until it has, "cannot connect" means a wrong URL
+        # and is raised at once; afterwards it means a restart, and is retried (see _retry).
+        self._reached = False
         self._info_lock: anyio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -207,24 +213,25 @@ class AsyncClient:
         headers = dict(self._headers)
         if content is not None:
             headers["content-type"] = "application/json"
-        limits = httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_S))
+        connect = min(timeout, _CONNECT_TIMEOUT_S)
+        limits = httpx.Timeout(timeout, connect=connect)
         attempt = 0
         while True:
             error: EditJudgeError
+            reached = True
             try:
                 response = await self._http.request(
                     method, self.base_url + path, content=content, headers=headers, timeout=limits
                 )
-            except httpx.TimeoutException:
-                error = APITimeoutError(f"no answer from {self.base_url} within {timeout:g}s")
             except httpx.TransportError as exc:
-                why = str(exc) or type(exc).__name__
-                error = APIConnectionError(f"cannot reach {self.base_url}: {why}")
+                error = connection_error(exc, self.base_url, timeout, connect)
+                reached = self._reached or not before_connecting(exc)
             else:
+                self._reached = True
                 if response.is_success:
                     return response
                 error = error_from_response(response)
-            if not self.retry.should_retry(error, attempt):
+            if not self.retry.should_retry(error, attempt, reached=reached):
                 raise error
             await anyio.sleep(self.retry.backoff(attempt, getattr(error, "retry_after", None)))
             attempt += 1

@@ -1,8 +1,10 @@
 """Read the CLI's input file: JSONL or CSV rows of ``id, image, source_image, instruction``.
 
-Paths are relative to the input file's folder. Everything that can be checked before any upload
-is checked here (required fields, duplicate ids, files that do not exist), so a bad input fails
-in a second with the line to fix instead of halfway through a long run.
+Paths are relative to the input file's folder. A malformed file (bad JSON, a missing required
+field or column, a duplicate id) fails here in a second with the line to fix, instead of halfway
+through a long run. A row whose image file does not exist is not malformed: it becomes an error
+result when it is scored (``file_not_found``), and the rest of the run goes on;
+:func:`missing_files` lets the caller say so up front.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ def read_items(path: Path) -> list[Item]:
             )
         first_line[str(item.id)] = line
         items.append(item)
-    _check_files(items, first_line, path)
     return items
 
 
@@ -105,14 +106,11 @@ def _path(value: Any, base: Path, where: str, field: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _check_files(items: list[Item], lines: dict[str, int], input_path: Path) -> None:
-    missing = [
+def missing_files(items: list[Item]) -> list[tuple[str, Path]]:
+    """``(id, path)`` of every image path in ``items`` that is not an existing file."""
+    return [
         (str(item.id), p)
         for item in items
         for p in (item.image, item.source_image)
         if isinstance(p, Path) and not p.is_file()
     ]
-    if missing:
-        item_id, first = missing[0]
-        more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
-        raise InputFileError(f"{input_path}:{lines[item_id]}: image not found: {first}{more}")

@@ -141,4 +141,4 @@ def as_item(value: Item | dict[str, Any]) -> Item:
             return Item(**fields)
         except TypeError as exc:
             raise TypeError(f"not a valid item: {exc}") from None
-    raise TypeError(f"items must be client.Item or dict, not {type(value).__name__}")
+    raise TypeError(f"items must be editjudge.Item or dict, not {type(value).__name__}")

@@ -11,9 +11,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ._exceptions import EditJudgeError
+from ._install import install_hint
 from ._models import ScoreResult
 
-PLOT_HINT = "--plot needs matplotlib: pip install 'editjudge[plot]'"
+PLOT_HINT = (
+    f"--plot needs matplotlib (pip install matplotlib), the plot extra: {install_hint('plot')}"
+)
 
 
 def metric_values(results: Sequence[ScoreResult]) -> dict[str, list[float]]:

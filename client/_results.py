@@ -7,6 +7,10 @@ middle of a write can leave an incomplete last line; on the next run that line i
 item scored again. Re-running skips every id already in the file, so an interrupted run neither
 duplicates nor loses a result. An exclusive lock keeps two runs from appending to the same file at
 once.
+
+The file is only ever appended to. An id may appear on several lines (``--retry-errors`` appends a
+new result for an item whose result was an error): the last complete line for an id is its result,
+and supersedes every earlier one, for resuming as for the summary.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class ResultFileError(EditJudgeError):
 
 
 class ResultLog:
-    """Open with ``with ResultLog(path) as log:``; ``log.saved`` holds results already there."""
+    """Open with ``with ResultLog(path) as log:``; ``log.saved`` holds the latest result of each id
+    already there (and is kept up to date by :meth:`append`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,7 +110,7 @@ class ResultLog:
                 fh.truncate(good_end)
                 self.repaired = True
                 break
-            if result is not None:
+            if result is not None:  # a later line for an id supersedes an earlier one
                 self.saved[str(result.id)] = result
             if not complete:  # a whole result whose newline was lost: add it
                 fh.write(b"\n")

@@ -1,9 +1,13 @@
 """When and how long to wait before trying again.
 
-Retried: no HTTP answer at all (connection refused or reset, timeouts), 429, 502 and 503, and
-batch items that failed only because no backend could take them (``no_healthy_backend``,
-``backend_unavailable``). Never retried: any other 4xx (the request is wrong), other 5xx (a 500
-is a bug, a 504 means the work itself took too long), and items the judge answered.
+Retried: 429, 502 and 503 (the router, or a proxy in front of it, is busy or has no engine for
+the moment), timeouts, connections that broke mid-request, and batch items that failed only
+because no backend could take them (``no_healthy_backend``, ``backend_unavailable``). A server
+that cannot be reached at all (refused, unknown host, no connection within the connect timeout)
+is retried only once this client has had an answer from it: then the router is most likely
+restarting; before that, the URL is most likely wrong, and waiting would only hide it. Never
+retried: any other 4xx (the request is wrong), other 5xx (a 500 is a bug, a 504 means the work
+itself took too long), and items the judge answered.
 
 Scoring is deterministic (temperature 0, fixed seed), so sending an item twice cannot change its
 score; a retry only costs time.
@@ -49,12 +53,16 @@ class RetryPolicy:
             wait = max(wait, min(retry_after, self.max_delay_s))
         return wait
 
-    def should_retry(self, error: EditJudgeError, attempt: int) -> bool:
-        """Whether ``error`` after try ``attempt`` (0-based) deserves another try."""
+    def should_retry(self, error: EditJudgeError, attempt: int, *, reached: bool = True) -> bool:
+        """Whether ``error`` after try ``attempt`` (0-based) deserves another try.
+
+        ``reached``: whether the server has answered this client before, or this request's
+        connection stood before it failed. A connection error with ``reached=False`` is not
+        retried (see the module doc)."""
         if attempt + 1 >= self.max_attempts:
             return False
         if isinstance(error, APIConnectionError):
-            return True
+            return reached
         return isinstance(error, APIError) and error.status in self.retry_statuses
 
     def retry_item(self, result: ScoreResult) -> bool:

@@ -15,7 +15,7 @@ The client is what most code needs::
 
 from __future__ import annotations
 
-from pathlib import Path
+import pathlib as _pathlib
 
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ def _checkout_layout() -> None:
     router live in the top-level folders ``client/`` and ``server/`` beside this one; an installed
     wheel carries them inside this package. Either way they import as ``editjudge.client`` and
     ``editjudge.server``."""
-    here = Path(__file__).resolve().parent
+    here = _pathlib.Path(__file__).resolve().parent
     root = here.parent
     if not (here / "client").is_dir() and (root / "client" / "__init__.py").is_file():
         __path__.append(str(root))

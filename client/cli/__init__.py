@@ -1,7 +1,8 @@
 """The ``editjudge`` command: the root only registers subcommands; each lives in its own module
 and is imported when it runs.
 
-``score`` needs only the bare package (the client). The GPU box's commands (``router``, ``serve``,
+``score`` needs only the bare package (the client); ``demo`` imports the ``server`` extra when it
+runs. The GPU box's commands (``router``, ``serve``,
 ``compose``, ``fake-engine``) import the ``server`` extra when they run, with a clear message if
 it is absent (:mod:`.box`).
 """
@@ -28,6 +29,7 @@ class Command(Protocol):
 # Client-side commands: name -> (module in this package with register(sub) and run(args), help).
 CLIENT_COMMANDS = {
     "score": ("score", "score a JSONL/CSV file of edits against a router (resumable)"),
+    "demo": ("demo", "try it without a GPU: fake engines, the router and a scored sample"),
 }
 
 

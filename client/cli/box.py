@@ -8,6 +8,8 @@ import argparse
 import importlib
 import sys
 
+from .._install import install_hint
+
 # command -> (module with ``main(argv) -> int``, help)
 COMMANDS = {
     "router": (
@@ -25,10 +27,7 @@ COMMANDS = {
     ),
 }
 
-INSTALL_HINT = (
-    "from a checkout: pip install -e '.[server]'; from a built wheel: "
-    "pip install 'editjudge-<version>-py3-none-any.whl[server]'"
-)
+INSTALL_HINT = install_hint("server")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

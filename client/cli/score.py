@@ -30,11 +30,12 @@ from rich.text import Text
 
 from .._client import API_KEY_ENV, DEFAULT_URL, AsyncClient, normalise_url
 from .._exceptions import EditJudgeError
-from .._inputs import InputFileError, read_items
+from .._inputs import InputFileError, missing_files, read_items
 from .._models import Item, ScoreResult, ServerInfo
 from .._report import PLOT_HINT, plot_available, print_summary, write_histogram
 from .._results import ResultFileError, ResultLog
 from .._retry import RetryPolicy
+from ._help import ShowDefaults
 
 
 class UsageError(EditJudgeError):
@@ -54,31 +55,56 @@ def register(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Score every row of INPUT (JSONL or CSV with id, image, source_image, instruction; "
         "paths relative to INPUT) and append one JSON result per line to OUTPUT. Rerunning with "
-        "the same OUTPUT skips ids already there."
+        "the same OUTPUT skips ids already there; the last line for an id is its result."
     )
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    p.formatter_class = ShowDefaults
     p.add_argument("input", type=Path, metavar="INPUT", help="JSONL or CSV file of items")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSONL file of results")
     p.add_argument(
         "--server",
+        metavar="URL",
         type=_url,
         default=os.environ.get(SERVER_ENV, DEFAULT_URL),
-        help=f"router URL (${SERVER_ENV} sets the default)",
+        help=f"router URL; ${SERVER_ENV} sets the default (default: %(default)s)",
     )
-    p.add_argument("--api-key", help=f"API key (default: ${API_KEY_ENV})")
+    p.add_argument("--api-key", metavar="KEY", help=f"API key (default: ${API_KEY_ENV}, else none)")
     p.add_argument(
         "--concurrency",
+        metavar="N",
         type=_positive,
-        help="batch requests in flight (default: sized from the router's healthy engines)",
+        help="batch requests in flight (default: enough for the items in flight the router "
+        "suggests for its healthy engines)",
     )
-    p.add_argument("--batch-size", type=_positive, default=16, help="items per request")
-    p.add_argument("--protocol", help="scoring protocol (default: the router's)")
-    p.add_argument("--max-pixels", type=_positive, help="downscale images above this size")
     p.add_argument(
-        "--timeout", type=float, help="seconds to wait for one answer (default: router's deadline)"
+        "--batch-size", metavar="N", type=_positive, default=16, help="items per request"
     )
-    p.add_argument("--retries", type=_non_negative, default=7, help="retries per request")
-    p.add_argument("--plot", type=Path, metavar="PNG", help="write a histogram of the scores")
+    p.add_argument(
+        "--protocol", metavar="NAME", help="scoring protocol (default: the router's default)"
+    )
+    p.add_argument(
+        "--max-pixels",
+        metavar="N",
+        type=_positive,
+        help="downscale images above this many pixels (default: the router's own cap)",
+    )
+    p.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        help="seconds to wait for one answer (default: the router's request deadline + 30)",
+    )
+    p.add_argument(
+        "--retries", metavar="N", type=_non_negative, default=7, help="retries per request"
+    )
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="score again the items whose latest result in OUTPUT is an error; the new result "
+        "is appended and supersedes the old line (default: off, errors count as done)",
+    )
+    p.add_argument(
+        "--plot", type=Path, metavar="PNG", help="write a histogram of the scores (default: none)"
+    )
 
 
 def _url(text: str) -> str:
@@ -132,11 +158,8 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
     with ResultLog(args.output) as log:
         if log.repaired:
             _say(f"note: cut off an incomplete last line of {args.output} (interrupted write)")
-        todo = [item for item in items if item.id not in log.saved]
-        _say(
-            f"{len(items)} items in {args.input}: {len(items) - len(todo)} already in "
-            f"{args.output}, {len(todo)} to score"
-        )
+        todo = _plan(items, log, args)
+        _note_missing_files(todo)
         if todo:
             asyncio.run(_score_all(todo, args, log, state))
         results = [log.saved[str(item.id)] for item in items if item.id in log.saved]
@@ -147,6 +170,37 @@ def _run(args: argparse.Namespace, state: _Run) -> int:
         else:
             _say("no scores to plot")
     return 0
+
+
+def _plan(items: list[Item], log: ResultLog, args: argparse.Namespace) -> list[Item]:
+    """The items to score now: those without a result, and with ``--retry-errors`` those whose
+    latest result is an error. Says what it found."""
+    saved = [log.saved[str(item.id)] for item in items if item.id in log.saved]
+    errors = sum(not r.ok for r in saved)
+    redo = errors if args.retry_errors else 0
+    todo = [
+        item
+        for item in items
+        if item.id not in log.saved or (args.retry_errors and not log.saved[str(item.id)].ok)
+    ]
+    done = f"{len(saved)} already in {args.output}"
+    if redo:
+        done += f", {redo} of them errors to score again"
+    elif errors:
+        done += f" ({errors} of them errors: --retry-errors scores those again)"
+    _say(f"{len(items)} items in {args.input}: {done}, {len(todo) - redo} new to score")
+    return todo
+
+
+def _note_missing_files(todo: list[Item]) -> None:
+    missing = missing_files(todo)
+    if missing:
+        item_id, path = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        _say(
+            f"note: image not found for id {item_id!r}: {path}{more}; such rows become error "
+            "results (file_not_found) and the run goes on"
+        )
 
 
 async def _score_all(

@@ -314,7 +314,11 @@ def render(gpus: Sequence[int], layout: placement.Plan | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="editjudge compose", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="editjudge compose",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--gpus", default="0,1,2,3,4,5", help="GPU indices, e.g. 0,1,2,3")
     p.add_argument(
         "--pin",

@@ -610,7 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--gpus", default="all", help="'all' or a list like 0,1,2 (default: all)")
-    p.add_argument("--model", required=True, help="model id or path served by every engine")
+    p.add_argument(
+        "--model", required=True, help="model id or path served by every engine (required)"
+    )
     p.add_argument("--host", default="0.0.0.0", help="router bind address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="router port (default: %(default)s)")
     _add_engine_options(p)
@@ -624,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-pin",
         dest="pin",
         action="store_false",
-        help="do not pin engines to cores or cap their thread pools",
+        help="do not pin engines to cores or cap their thread pools (default: pinned)",
     )
     _add_supervision_options(p)
     p.add_argument(

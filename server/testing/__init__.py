@@ -1,7 +1,9 @@
-"""Testing aids for your own tests and demos: a fake vLLM engine (``editjudge fake-engine``).
+"""Testing aids for your own tests and demos: a fake vLLM engine (``editjudge fake-engine``),
+and the real router in front of fake engines (``editjudge demo``).
 
->>> from editjudge.server.testing import FakeEngine, start
+>>> from editjudge.server.testing import FakeEngine, LocalRouter, start
 >>> runner, url = await start(FakeEngine(latency_s=0.05))   # an OpenAI-compatible judge on loopback
+>>> with LocalRouter(engines=2) as box: ...                  # the router on box.url, in a thread
 
 The router core never imports this package.
 """
@@ -9,5 +11,6 @@ The router core never imports this package.
 from __future__ import annotations
 
 from .fake_engine import FakeEngine, regex_reply, request_images, schema_reply, start
+from .local_router import LocalRouter
 
-__all__ = ["FakeEngine", "regex_reply", "request_images", "schema_reply", "start"]
+__all__ = ["FakeEngine", "LocalRouter", "regex_reply", "request_images", "schema_reply", "start"]

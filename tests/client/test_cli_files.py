@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from editjudge.client import ScoreResult
-from editjudge.client._inputs import InputFileError, read_items
+from editjudge.client._inputs import InputFileError, missing_files, read_items
 from editjudge.client._results import ResultFileError, ResultLog
 from tests.helpers import image_bytes
 
@@ -66,7 +66,6 @@ def test_csv_rows(tmp_path: Path) -> None:
             "duplicate id 'a'",
         ),
         ("in.csv", "id,image\na,a.png\n", "lacks column(s): instruction"),
-        ("in.jsonl", '{"id": "a", "image": "nope.png", "instruction": "x"}\n', "not found"),
     ],
 )
 def test_input_problems_are_one_line_errors(
@@ -77,6 +76,24 @@ def test_input_problems_are_one_line_errors(
     with pytest.raises(InputFileError) as info:
         read_items(tmp_path / name)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_image_files_are_not_input_file_errors(tmp_path: Path) -> None:
+    # A missing image is the row's problem, not the file's: it becomes an error result later.
+    _images(tmp_path)
+    rows = [
+        {"id": "ok", "image": "a.png", "source_image": "b.png", "instruction": "x"},
+        {"id": "gone", "image": "nope.png", "instruction": "x"},
+        {"id": "no-src", "image": "a.png", "source_image": "sub/nope.jpg", "instruction": "x"},
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = read_items(path)
+    assert [i.id for i in items] == ["ok", "gone", "no-src"]
+    assert missing_files(items) == [
+        ("gone", tmp_path / "nope.png"),
+        ("no-src", tmp_path / "sub/nope.jpg"),
+    ]
 
 
 def test_missing_input_file(tmp_path: Path) -> None:
@@ -99,6 +116,22 @@ def test_log_appends_flushed_lines_and_reads_them_back(tmp_path: Path) -> None:
     with ResultLog(out) as log:
         assert set(log.saved) == {"id-1", "id-2"} and log.saved["id-2"].score == 2.0
         assert not log.repaired
+
+
+def test_the_last_line_for_an_id_supersedes_earlier_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    failed = ScoreResult.failed("id-1", "file_not_found", "image not found: a.png")
+    with ResultLog(out) as log:
+        log.append(failed)
+        log.append(_result(2))
+        log.append(_result(1))  # --retry-errors: the new result is appended, the old line stays
+        assert log.saved["id-1"].ok
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["id-1", "id-2", "id-1"]
+    with ResultLog(out) as log:
+        assert log.saved["id-1"].ok and log.saved["id-1"].score == 1.0 and len(log.saved) == 2
+    out.write_text(out.read_text() + failed.model_dump_json() + "\n")  # and back again
+    with ResultLog(out) as log:
+        assert not log.saved["id-1"].ok
 
 
 def test_torn_last_line_is_cut_off_and_appends_stay_clean(tmp_path: Path) -> None:

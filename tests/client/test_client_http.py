@@ -13,6 +13,7 @@ import pytest
 
 from editjudge.client import (
     APIConnectionError,
+    APITimeoutError,
     AsyncClient,
     AuthenticationError,
     BadRequestError,
@@ -135,18 +136,65 @@ async def test_retries_are_bounded() -> None:
     assert len([r for r in seen if r.url.path == "/score"]) == FAST.max_attempts
 
 
-async def test_connection_errors_are_retried_then_raised() -> None:
+@pytest.mark.parametrize(
+    ("failure", "cls"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), APIConnectionError),
+        (httpx.ConnectTimeout("timed out"), APITimeoutError),
+    ],
+)
+async def test_a_server_never_reached_fails_at_once(
+    failure: httpx.TransportError, cls: type[Exception]
+) -> None:
+    # A wrong URL: waiting through the retries would only hide it.
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        raise httpx.ConnectError("connection refused")
+        raise failure
 
     async with AsyncClient(
         "http://x", retry=FAST, transport=httpx.MockTransport(handler)
     ) as client:
-        with pytest.raises(APIConnectionError, match="cannot reach http://x"):
+        with pytest.raises(cls, match="cannot reach http://x"):
+            await client.info()
+    assert calls == 1
+
+
+async def test_a_server_that_answered_before_is_waited_for_when_it_goes_away() -> None:
+    # The router restarts mid-run: connections are refused for a while, then it is back.
+    refusals = 2
+    score_calls = 0
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        nonlocal refusals, score_calls
+        if request.url.path == "/info":
+            return httpx.Response(200, json=INFO)
+        score_calls += 1
+        if refusals:
+            refusals -= 1
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        return echo_batch(request, json.loads(request.content))
+
+    async with AsyncClient("http://x", retry=FAST, transport=httpx.MockTransport(respond)) as c:
+        results = await c.score_many(items(3))
+    assert [r.ok for r in results] == [True] * 3 and score_calls == 3
+
+
+async def test_a_broken_connection_is_retried_even_before_any_answer_and_bounded() -> None:
+    # The connection stood, so the server is there: a reset or a read timeout is worth a retry.
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ReadError("connection reset by peer")
+
+    async with AsyncClient(
+        "http://x", retry=FAST, transport=httpx.MockTransport(handler)
+    ) as client:
+        with pytest.raises(APIConnectionError, match="cannot reach http://x: connection reset"):
             await client.info()
     assert calls == FAST.max_attempts
 

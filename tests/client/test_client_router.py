@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import random
+import socket
 import threading
 import time
 from typing import Any
@@ -12,7 +13,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from editjudge.client import AsyncClient, AuthenticationError, Client, Item, RetryPolicy, ServerInfo
+from editjudge.client import (
+    APIConnectionError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    Item,
+    RetryPolicy,
+    ServerInfo,
+)
+from editjudge.server.testing import LocalRouter
 from editjudge.server.testing.fake_engine import FakeEngine
 from tests.client.servers import LoopbackRouter, asgi_router
 from tests.helpers import image_bytes
@@ -110,6 +120,62 @@ def test_loopback_sync_client_with_api_key() -> None:
         with Client(router.url, api_key="wrong") as client, pytest.raises(AuthenticationError):
             client.score(image_bytes(), "x")
     assert sum(e.served for e in router.engines) == 24
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: nothing listens there
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "nonexistent.invalid"])
+def test_a_wrong_url_fails_in_about_two_seconds_naming_it(host: str) -> None:
+    # With the default retry policy: before this fix, 8 tries took 25-45 s.
+    url = "http://" + host.format(port=closed_port())
+    items = [{"image": image_bytes(), "instruction": "x"}]
+    with Client(url) as client:
+        t0 = time.monotonic()
+        with pytest.raises(APIConnectionError) as info:
+            client.score_many(items)
+        elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, elapsed
+    message = str(info.value)
+    assert message.startswith(f"cannot reach {url}: ") and "\n" not in message
+    assert ("unknown host" if "invalid" in url else "connection refused") in message
+
+
+def reusable_socket(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+def test_a_router_restart_mid_run_is_waited_for_not_raised() -> None:
+    # Once the client has had an answer, "connection refused" means a restart, not a wrong URL.
+    first = LocalRouter(1, sock=reusable_socket()).__enter__()
+    port = int(first.sock.getsockname()[1])
+    second: list[LocalRouter] = []
+
+    def restart() -> None:
+        time.sleep(1.0)
+        second.append(LocalRouter(1, sock=reusable_socket(port)).__enter__())
+
+    policy = RetryPolicy(max_attempts=10, base_delay_s=0.2, max_delay_s=1.0)
+    items = [{"image": image_bytes((i, 2, 2)), "instruction": f"e{i}"} for i in range(6)]
+    try:
+        with Client(first.url, retry=policy) as client:
+            assert client.info().capacity is not None
+            first.__exit__()  # the router is gone: its port refuses connections
+            threading.Thread(target=restart).start()
+            t0 = time.monotonic()
+            results = client.score_many(items)
+            waited = time.monotonic() - t0
+    finally:
+        for box in second:
+            box.__exit__()
+    assert [r.ok for r in results] == [True] * 6 and waited >= 1.0
+    assert second and second[0].engines[0].served == 12  # all of it, by the new router
 
 
 async def test_loopback_waits_out_a_router_without_healthy_backends() -> None:
