@@ -28,6 +28,7 @@ class Command(Protocol):
 # Client-side commands: name -> (module in this package with register(sub) and run(args), help).
 CLIENT_COMMANDS = {
     "score": ("score", "score a JSONL/CSV file of edits against a router (resumable)"),
+    "report": ("report", "look at a results file, or compare two: a self-contained HTML page"),
 }
 
 
