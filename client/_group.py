@@ -8,7 +8,6 @@ group, as on the router.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 from ._exceptions import InputError
 from ._images import ImagePolicy, prepare
 from ._models import GroupResult, ImageInput, Limits, ScoreResult
-from ._wire import _invalid, _json
+from ._wire import _invalid, _json, json_with_data_urls
 
 
 @dataclass
@@ -77,15 +76,11 @@ def group_request(
         source = prepare(source_image, policy).data_url()
     except InputError as exc:
         raise InputError(f"source_image: {exc.message}", exc.code) from None
-    body: dict[str, object] = {
-        "source_image": source,
-        "instruction": instruction,
-        "images": urls,
-        "ids": [names[i] for i in request.sent],
-    }
+    ids = [names[i] for i in request.sent]
+    fields: dict[str, object] = {"instruction": instruction, "ids": ids}
     if protocol is not None:
-        body["protocol"] = protocol
-    request.body = json.dumps(body, separators=(",", ":")).encode()
+        fields["protocol"] = protocol
+    request.body = json_with_data_urls(fields, {"source_image": source, "images": urls})
     if len(request.body) > limits.max_body_bytes:
         raise InputError(
             f"the group's request is {len(request.body)} bytes; the router takes at most "

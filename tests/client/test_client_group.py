@@ -90,3 +90,30 @@ def test_blocking_client_scores_a_group_over_loopback() -> None:
             client.score_group([png(4)], "edit", png(0))
     assert [r.scores["answer"] for r in group.results] == [4, 8]
     assert [r.rank for r in group.results] == [2, 1]
+
+
+def test_request_bodies_with_spliced_data_urls_are_exact_json() -> None:
+    from editjudge.client._group import group_request
+    from editjudge.client._images import ImagePolicy, prepare
+    from editjudge.client._models import Item, Limits
+    from editjudge.client._wire import item_json
+
+    policy = ImagePolicy(10_000_000, 32 << 20)
+    tricky = 'say "hi" \\ \n <b>\u00e9\u6f22</b>'
+    url = prepare(png(3), policy).data_url()
+    single = json.loads(item_json(Item(png(3), tricky, png(1), protocol="p"), "x", policy))
+    assert single == {
+        "image": url,
+        "source_image": prepare(png(1), policy).data_url(),
+        "instruction": tricky,
+        "id": "x",
+        "protocol": "p",
+    }
+    request = group_request([png(3), png(3)], tricky, png(1), None, None, policy, Limits())
+    assert request.body is not None
+    assert json.loads(request.body) == {
+        "source_image": prepare(png(1), policy).data_url(),
+        "images": [url, url],
+        "instruction": tricky,
+        "ids": ["0", "1"],
+    }
