@@ -2,10 +2,11 @@
 bytes, fast.
 
 A trainer's images were generated a moment ago and live in memory: there is no file whose bytes
-could go up unchanged, so every one is encoded. JPEG at the client's usual quality (95, 4:2:0),
-which libjpeg-turbo writes for a 1024x1024 image in a few milliseconds, where even the fastest PNG
-takes tens of milliseconds; ``lossless=True`` sends PNG for those who want the judge to see
-exact pixels and can pay for it. Images with real transparency are always PNG.
+could go up unchanged, so every one is encoded. JPEG at the client's usual quality (95), which
+libjpeg-turbo writes for a 1024x1024 image in 5-8 ms of a core, where even the fastest PNG takes
+well over 100 ms; ``lossless=True`` sends PNG for those who want the judge to see exact pixels
+and can pay for it. Images with real transparency are always PNG. CUDA tensors are encoded on
+their GPU where torchvision can (:mod:`._gpu_jpeg`), at a fraction of the CPU's cost.
 
 numpy and torch are never imported here: arrays are read through their own methods and Pillow's
 array interface, so neither is a dependency of the client.
@@ -18,6 +19,7 @@ from typing import Any
 
 from PIL import Image
 
+from ._gpu_jpeg import gpu_jpeg
 from ._images import JPEG_QUALITY, ImagePolicy, fit, prepare
 
 _MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -60,12 +62,17 @@ def to_pil(value: Any) -> Image.Image:
 
 def encode(value: Any, policy: ImagePolicy, *, lossless: bool = False) -> bytes:
     """``value`` as JPEG (or PNG) bytes within the router's pixel cap, ready to upload."""
+    if not lossless and _library(value) == "torch":
+        data = gpu_jpeg(value, policy)
+        if data is not None and len(data) <= policy.max_bytes:
+            return data
     image = to_pil(value)
     if image.mode not in ("RGB", "RGBA", "L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     if image.width * image.height > policy.cap_pixels:
+        # The router's own filter (a quarter cheaper than Lanczos): the judge sees what it would.
         size = fit(image.size, policy.cap_pixels, policy.grid)
-        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
         image = image.convert("RGB")
     out = io.BytesIO()

@@ -122,3 +122,23 @@ def test_torch_chw_floats_and_uint8() -> None:
         check(torch.zeros(8, 8, 3), "t")
     with pytest.raises(ValueError, match="floating point in"):
         check(torch.zeros(3, 8, 8, dtype=torch.int32), "t")
+
+
+def test_cuda_tensors_are_encoded_on_their_gpu() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchvision")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from editjudge.client._gpu_jpeg import gpu_jpeg
+
+    array = gradient(480, 640)
+    floats = torch.from_numpy(array).permute(2, 0, 1).float().div(255.0).cuda()
+    assert gpu_jpeg(floats, WIDE) is not None  # the GPU did it, not the fallback
+    for tensor in (floats, torch.from_numpy(array).permute(2, 0, 1).contiguous().cuda()):
+        out = decode(encode(tensor, WIDE))
+        assert out.format == "JPEG" and out.size == (640, 480)
+        assert max_diff(out, Image.fromarray(array)) <= 24
+    capped = decode(encode(floats, ImagePolicy(cap_pixels=50_000, max_bytes=32 << 20, grid=28)))
+    assert capped.size == (252, 168)  # the CPU path's size, resized on the GPU
+    grey = decode(encode(floats[:1], WIDE))  # nvJPEG takes RGB only: the CPU path does grey
+    assert grey.mode == "L" and grey.size == (640, 480)
