@@ -32,7 +32,6 @@ def register(p: argparse.ArgumentParser) -> None:
         "(works offline, can be mailed) with each item's images, scores and reasoning, sortable "
         "and filterable; --compare sets a second run over the same ids beside it."
     )
-    p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("results", type=Path, metavar="RESULTS", help="JSONL results file")
     p.add_argument(
         "--inputs", type=Path, metavar="INPUT", help="the input file scored (for images and text)"
@@ -48,8 +47,15 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", help="name of RESULTS' run (default: its file name)")
     p.add_argument("--compare-label", help="name of the compared run (default: its file name)")
     p.add_argument("--title", help="page title (default: from the file names)")
-    p.add_argument("--worst", type=_count, default=12, help="lowest-scored items shown up front")
-    p.add_argument("--thumb-size", type=_thumb, default=256, help="longest thumbnail side, px")
+    p.add_argument(
+        "--worst", type=_count, default=12, help="lowest-scored items shown up front (default 12)"
+    )
+    p.add_argument(
+        "--thumb-size",
+        type=_thumb,
+        default=256,
+        help="longest thumbnail side in pixels (default: 256)",
+    )
 
 
 def _count(text: str) -> int:
