@@ -124,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.torch_threads)
     rows = [measure(kind, args) for kind in kinds()]
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load "
         f"{os.getloadavg()[0]:.1f}; Pillow {Image.__version__}, libjpeg-turbo "
-        f"{features.check_feature('libjpeg_turbo')}; {SIDE}x{SIDE}, noise {args.noise}, "
-        f"{'PNG' if args.lossless else 'JPEG q95'}, median of {args.repeat}"
+        f"{features.check_feature('libjpeg_turbo')}"
     )
+    settings = f"{SIDE}x{SIDE}, noise {args.noise}, cap {args.cap} pixels, " + (
+        "PNG" if args.lossless else "JPEG q95"
+    )
+    print(f"# {machine}; {settings}, median of {args.repeat}")
     print("| input | encoded on | encode | item JSON | CPU ms per image (p90) | wall ms | bytes |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "rows": rows}, fh, indent=2)
+            json.dump({"machine": machine, "args": vars(args), "rows": rows}, fh, indent=2)
     return 0
 
 

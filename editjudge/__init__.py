@@ -8,9 +8,10 @@ The client is what most code needs::
         result = judge.score("edit.png", "add a red hat", source_image="source.png")
         print(result.status, result.score, result.scores)
 
-:class:`AsyncClient` is its asyncio twin. The router (``editjudge.server``), the GPU box's tooling
-(``editjudge.server.box``) and the fake engine for tests (``editjudge.server.testing``) need the
-``server`` extra.
+:class:`AsyncClient` is its asyncio twin. :class:`Reward` (and :class:`AsyncReward`) turns the
+judge into a reward function for RL training loops: in-memory images in, one float each out. The
+router (``editjudge.server``), the GPU box's tooling (``editjudge.server.box``) and the fake engine
+for tests (``editjudge.server.testing``) need the ``server`` extra.
 """
 
 from __future__ import annotations
