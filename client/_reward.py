@@ -15,7 +15,7 @@ one bad minute does not end a training run; a wrong URL or API key raises at onc
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,11 +123,11 @@ class AsyncReward:
 
     async def __call__(
         self,
-        images: Sequence[Any],
-        instructions: str | Sequence[str],
-        source_images: Sequence[Any] | None = None,
+        images: Iterable[Any],
+        instructions: str | Iterable[str],
+        source_images: Iterable[Any] | None = None,
         *,
-        group_ids: Sequence[Hashable] | None = None,
+        group_ids: Iterable[Hashable] | None = None,
     ) -> list[float]:
         """One reward per image, in order: ``score`` of its result, ``nan`` if it failed.
 
@@ -140,6 +140,7 @@ class AsyncReward:
         """
         self.last_results = []
         images = list(images)
+        group_ids = None if group_ids is None else list(group_ids)
         texts, sources = align(images, instructions, source_images, group_ids)
         if not images:
             return []
@@ -257,11 +258,11 @@ class Reward:
 
     def __call__(
         self,
-        images: Sequence[Any],
-        instructions: str | Sequence[str],
-        source_images: Sequence[Any] | None = None,
+        images: Iterable[Any],
+        instructions: str | Iterable[str],
+        source_images: Iterable[Any] | None = None,
         *,
-        group_ids: Sequence[Hashable] | None = None,
+        group_ids: Iterable[Hashable] | None = None,
     ) -> list[float]:
         """One reward per image, in order; see :meth:`AsyncReward.__call__`."""
         return self._client._call(

@@ -7,7 +7,7 @@ a source or with mixed instructions) is found here, before anything is encoded o
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +69,8 @@ class Batch:
 
 def align(
     images: list[Any],
-    instructions: str | Sequence[str],
-    sources: Sequence[Any] | None,
+    instructions: str | Iterable[str],
+    sources: Iterable[Any] | None,
     group_ids: Sequence[Hashable] | None,
 ) -> tuple[list[str], list[Any] | None]:
     """Check the call's arguments against each other; instructions and sources as lists."""

@@ -66,7 +66,8 @@ async def test_groups_go_to_score_group_and_bring_z_scores() -> None:
     pick = [[seq[i] for i in order] for seq in (images, instructions, sources, gids)]
     async with asgi_router(2, engine_knobs={"reply": digit_by_red}) as (http, _, sent):
         reward = AsyncReward("http://router", protocol="expected", http_client=http)
-        scores = await reward(pick[0], pick[1], pick[2], group_ids=pick[3])
+        # any iterables will do, generators too
+        scores = await reward(iter(pick[0]), pick[1], pick[2], group_ids=iter(pick[3]))
     results = reward.last_results
     expected_digits = [[*groups["a"], *groups["b"]][i] for i in order]
     assert [r.scores["answer"] for r in results] == expected_digits
