@@ -28,6 +28,7 @@ from ._models import (
     Capacity,
     ErrorInfo,
     Fingerprint,
+    GroupResult,
     ImageInput,
     Item,
     Limits,
@@ -35,6 +36,7 @@ from ._models import (
     ServerInfo,
 )
 from ._retry import RetryPolicy
+from ._reward import AsyncReward, Reward, RewardError
 
 __all__ = [
     "API_KEY_ENV",
@@ -43,6 +45,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncReward",
     "AuthenticationError",
     "BadRequestError",
     "Capacity",
@@ -50,6 +53,7 @@ __all__ = [
     "EditJudgeError",
     "ErrorInfo",
     "Fingerprint",
+    "GroupResult",
     "ImageInput",
     "InputError",
     "Item",
@@ -57,6 +61,8 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RetryPolicy",
+    "Reward",
+    "RewardError",
     "ScoreResult",
     "ServerError",
     "ServerInfo",

@@ -12,7 +12,7 @@ import importlib.metadata
 import math
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -22,8 +22,9 @@ import httpx
 
 from ._batching import BatchRunner, ResultCallback
 from ._exceptions import EditJudgeError
+from ._group import group_request, parse_group
 from ._images import ImagePolicy
-from ._models import ImageInput, Item, ScoreResult, ServerInfo
+from ._models import GroupResult, ImageInput, Item, ScoreResult, ServerInfo
 from ._retry import RetryPolicy
 from ._transport import before_connecting, connection_error
 from ._wire import error_from_response, parse_info, parse_result, sized_item_json
@@ -191,6 +192,46 @@ class AsyncClient:
         await runner.run(items, self.batch_size_for(info))
         return [results[i] for i in range(len(results))]
 
+    async def score_group(
+        self,
+        images: Sequence[ImageInput],
+        instruction: str,
+        source_image: ImageInput,
+        *,
+        ids: Sequence[str] | None = None,
+        protocol: str | None = None,
+    ) -> GroupResult:
+        """Score K candidate edits of one source image under one instruction (``/score/group``).
+
+        The router scores the whole group on one engine, which computes the shared prompt prefix
+        (rubric, source image, instruction) once, and returns each candidate's result in input
+        order with ``rank`` (1 = best) and ``z_score`` within the group: what a GRPO-style
+        trainer needs as advantages. ``ids`` default to ``"0"``, ``"1"``, ...
+
+        A candidate that cannot be prepared here (or read by the router) is an error result in
+        its place, left out of the ranking. Raises :class:`InputError` when the source image or
+        instruction cannot be sent, :class:`APIError` subclasses for request-level trouble. The
+        request is retried as a whole; candidates the engines failed on are already retried on
+        another engine by the router.
+        """
+        info = await self.info()
+        request = await anyio.to_thread.run_sync(
+            group_request,
+            images,
+            instruction,
+            source_image,
+            ids,
+            protocol,
+            self._images(info),
+            info.limits,
+        )
+        if request.body is None:  # no candidate could be prepared: nothing to send
+            return GroupResult(results=[request.failed[i] for i in range(len(request.ids))])
+        response = await self.request(
+            "POST", "/score/group", content=request.body, timeout=self._deadline(info)
+        )
+        return request.merge(parse_group(response, len(request.sent)))
+
     def batch_size_for(self, info: ServerInfo) -> int:
         """Items per batch request: ``batch_size``, capped by the router's ``max_batch_items``."""
         return min(self.batch_size, info.limits.max_batch_items)
@@ -334,6 +375,22 @@ class Client:
         """Score many edits in input order; see :meth:`AsyncClient.score_many`."""
         return self._call(
             lambda: self._async.score_many(items, protocol=protocol, on_result=on_result)
+        )
+
+    def score_group(
+        self,
+        images: Sequence[ImageInput],
+        instruction: str,
+        source_image: ImageInput,
+        *,
+        ids: Sequence[str] | None = None,
+        protocol: str | None = None,
+    ) -> GroupResult:
+        """Score K candidate edits of one source image; see :meth:`AsyncClient.score_group`."""
+        return self._call(
+            lambda: self._async.score_group(
+                images, instruction, source_image, ids=ids, protocol=protocol
+            )
         )
 
     def _call(self, make: Callable[[], Awaitable[T]]) -> T:

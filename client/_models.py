@@ -71,6 +71,17 @@ class ScoreResult(_Open):
         return cls(id=item_id, status="error", error=ErrorInfo(code=code, message=message))
 
 
+class GroupResult(_Open):
+    """``POST /score/group``'s answer: one result per candidate in request order, each with
+    ``rank`` (1 = best) and ``z_score`` within the group, plus the engine that scored the group
+    and the prompt tokens its calls used and found cached."""
+
+    results: list[ScoreResult]
+    backend: str | None = None
+    prompt_tokens: int | None = None
+    cached_prompt_tokens: int | None = None
+
+
 class Limits(_Open):
     """The router's input limits (``GET /info``); defaults are the router's own defaults."""
 

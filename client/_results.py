@@ -119,6 +119,27 @@ class ResultLog:
         fh.seek(0, os.SEEK_END)
 
 
+def read_results(path: Path) -> list[ScoreResult]:
+    """The results in a JSONL file, without changing it (a run may still be writing to it).
+
+    A later line for the same id replaces an earlier one, in the earlier one's place. An
+    incomplete last line (a write in progress or cut off) is left out; any other line that is
+    not a result is a :class:`ResultFileError` naming it.
+    """
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except OSError as exc:
+        raise ResultFileError(f"cannot read {path}: {exc.strerror}") from None
+    results: dict[str, ScoreResult] = {}
+    for number, line in enumerate(lines, 1):
+        result = _parse(line)
+        if result is not None:
+            results[str(result.id)] = result
+        elif line.strip() and (line.endswith(b"\n") or number < len(lines)):
+            raise ResultFileError(f"{path}:{number} is not a result line")
+    return list(results.values())
+
+
 def _parse(line: bytes) -> ScoreResult | None:
     try:
         data = json.loads(line)

@@ -21,17 +21,33 @@ def item_json(item: Item, item_id: str | None, policy: ImagePolicy) -> bytes:
     """One item as the JSON the router expects, with its images prepared (CPU-bound)."""
     if not isinstance(item.instruction, str) or not item.instruction.strip():
         raise InputError("instruction must be a non-empty string", "invalid_request")
-    body: dict[str, Any] = {
-        "image": _image(item.image, "image", policy),
-        "instruction": item.instruction,
-    }
+    urls: dict[str, str | list[str]] = {"image": _image(item.image, "image", policy)}
     if item.source_image is not None:
-        body["source_image"] = _image(item.source_image, "source_image", policy)
+        urls["source_image"] = _image(item.source_image, "source_image", policy)
+    body: dict[str, Any] = {"instruction": item.instruction}
     if item_id is not None:
         body["id"] = item_id
     if item.protocol is not None:
         body["protocol"] = item.protocol
-    return json.dumps(body, separators=(",", ":")).encode()
+    return json_with_data_urls(body, urls)
+
+
+def json_with_data_urls(fields: dict[str, Any], urls: dict[str, str | list[str]]) -> bytes:
+    """``fields`` as a compact JSON object, with the ``urls`` fields (data URLs made by
+    :meth:`Encoded.data_url`) spliced in as they are.
+
+    A data URL is a mime type and base64: nothing in it needs escaping in JSON, and passing its
+    hundreds of kilobytes through ``json.dumps`` would only scan them again (about 1 ms for a
+    megapixel JPEG, as much as a quarter of what encoding it costs).
+    """
+    parts = [
+        f'"{key}":"{value}"' if isinstance(value, str) else f'"{key}":["' + '","'.join(value) + '"]'
+        for key, value in urls.items()
+    ]
+    rest = json.dumps(fields, separators=(",", ":"))[1:-1]
+    if rest:
+        parts.append(rest)
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def _image(value: ImageInput, field: str, policy: ImagePolicy) -> str:

@@ -8,9 +8,10 @@ The client is what most code needs::
         result = judge.score("edit.png", "add a red hat", source_image="source.png")
         print(result.status, result.score, result.scores)
 
-:class:`AsyncClient` is its asyncio twin. The router (``editjudge.server``), the GPU box's tooling
-(``editjudge.server.box``) and the fake engine for tests (``editjudge.server.testing``) need the
-``server`` extra.
+:class:`AsyncClient` is its asyncio twin. :class:`Reward` (and :class:`AsyncReward`) turns the
+judge into a reward function for RL training loops: in-memory images in, one float each out. The
+router (``editjudge.server``), the GPU box's tooling (``editjudge.server.box``) and the fake engine
+for tests (``editjudge.server.testing``) need the ``server`` extra.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .client import (  # noqa: E402 - needs the path set up above
     APIError,
     APITimeoutError,
     AsyncClient,
+    AsyncReward,
     AuthenticationError,
     BadRequestError,
     Capacity,
@@ -47,6 +49,7 @@ from .client import (  # noqa: E402 - needs the path set up above
     EditJudgeError,
     ErrorInfo,
     Fingerprint,
+    GroupResult,
     ImageInput,
     InputError,
     Item,
@@ -54,6 +57,8 @@ from .client import (  # noqa: E402 - needs the path set up above
     NotFoundError,
     RateLimitError,
     RetryPolicy,
+    Reward,
+    RewardError,
     ScoreResult,
     ServerError,
     ServerInfo,
@@ -67,6 +72,7 @@ __all__ = [
     "APIError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncReward",
     "AuthenticationError",
     "BadRequestError",
     "Capacity",
@@ -74,6 +80,7 @@ __all__ = [
     "EditJudgeError",
     "ErrorInfo",
     "Fingerprint",
+    "GroupResult",
     "ImageInput",
     "InputError",
     "Item",
@@ -81,6 +88,8 @@ __all__ = [
     "NotFoundError",
     "RateLimitError",
     "RetryPolicy",
+    "Reward",
+    "RewardError",
     "ScoreResult",
     "ServerError",
     "ServerInfo",

@@ -30,6 +30,7 @@ class Command(Protocol):
 CLIENT_COMMANDS = {
     "score": ("score", "score a JSONL/CSV file of edits against a router (resumable)"),
     "demo": ("demo", "try it without a GPU: fake engines, the router and a scored sample"),
+    "report": ("report", "look at a results file, or compare two: a self-contained HTML page"),
 }
 
 

@@ -18,6 +18,10 @@ CLIENT_API = {
     # clients and their settings
     "AsyncClient",
     "Client",
+    # the judge as a reward function for training loops
+    "Reward",
+    "AsyncReward",
+    "RewardError",
     "RetryPolicy",
     "API_KEY_ENV",
     "DEFAULT_URL",
@@ -25,6 +29,7 @@ CLIENT_API = {
     "ImageInput",
     "Item",
     "ScoreResult",
+    "GroupResult",
     "ErrorInfo",
     "Fingerprint",
     "ServerInfo",
