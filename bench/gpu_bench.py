@@ -1,16 +1,23 @@
-"""GPU benchmarks: editjudge on one engine per GPU, against direct clients and the alternatives.
+"""GPU benchmarks: editjudge on one engine per GPU, as users run it and against the alternatives.
 
 Runs on a lent GPU box in phases and writes one JSON file per phase to ``--out``, rewritten after
-every run (a device call cut off mid-phase keeps what finished); logs and nvidia-smi samples go to
-``--work``, so that ``--out`` holds at most 8 files. ``python -m bench.report OUT`` prints the
-tables of BENCHMARKS.md. Every phase records the card, the model and the commit.
+every run (a device call cut off mid-phase keeps what finished); logs, nvidia-smi samples and image
+files go to ``--work``, so that ``--out`` holds at most 8 files. ``python -m bench.report OUT``
+prints the tables of BENCHMARKS.md. Every phase records the card, the model and the commit.
 
-Phases (``bench.gpu_phases``):
+Phases (``bench.userpath`` runs the first two on one ``editjudge serve`` start, whatever their
+order on the command line; ``bench.gpu_phases`` the others):
+  userpath   editjudge serve --gpus all with shipped defaults + editjudge score with CLI defaults,
+             900 pairs of 1024x1024 JPEGs (userpath-N), then one engine (userpath-1): parse rate,
+             scaling efficiency, GPU busy % and memory per GPU.
+  curve      the same router, editjudge score --batch-size 16 at 64 ... 1024 items in flight.
   scaling    load generator (bench.loadgen), 512x512 GRPO items: direct-1..N straight to the
              engines and router-1..N through editjudge (launcher with pinned engine flags and
              EDITJUDGE_REASONING=false, as the committed results), then the group workload.
   placement  the same at N=all with the pre-placement settings (--no-pin, one API server).
-  dp         vllm serve --data-parallel-size N, direct.
+  dp         vllm serve --data-parallel-size N with the user path's engine flags: the user-path
+             workload through editjudge router (dp-userpath-N, comparable to userpath-N); with
+             --dp-loadgen also the load generator's direct runs (dp-N, dp-api4-N).
   hf         transformers generate, batch 2, one GPU.
 """
 
@@ -24,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import gpu, report
+from bench import gpu, report, userpath
 from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
 from bench.procs import log
 from bench.report import Recorder
@@ -45,11 +52,15 @@ def model_info(model_dir: Path) -> tuple[str, dict[str, Any]]:
     }
 
 
+def in_flight_list(text: str) -> list[int]:
+    return [int(k) for k in text.split(",") if k.strip()]
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("phases", nargs="+", choices=list(PHASES))
+    p.add_argument("phases", nargs="+", choices=[*userpath.PHASES, *PHASES])
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--gpus", default="all", help="'all' (nvidia-smi) or a number of GPUs")
     p.add_argument("--out", type=Path, required=True, help="phase JSON files (8 at most)")
@@ -57,15 +68,31 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--work",
         type=Path,
         default=Path("/tmp/editjudge-bench"),
-        help="logs and nvidia-smi samples",
+        help="logs, nvidia-smi samples, image pairs, results of editjudge score",
     )
     p.add_argument("--commit", help="commit to record where there is no git (default: git)")
     p.add_argument("--port", type=int, default=8000, help="router port of editjudge serve")
     p.add_argument("--engine-base-port", type=int, default=8001)
     p.add_argument("--vllm-cmd", default="vllm serve", help="how an engine starts")
     p.add_argument("--start-timeout", type=float, default=420)
+    _user_path_options(p.add_argument_group("user path (userpath, curve; dp's dp-userpath run)"))
     _loadgen_options(p.add_argument_group("load generator phases (scaling, placement, dp, hf)"))
     return p.parse_args(argv)
+
+
+def _user_path_options(u: argparse._ArgumentGroup) -> None:
+    u.add_argument("--image-side", type=int, default=1024)
+    u.add_argument("--userpath-pairs", type=int, default=900)
+    u.add_argument("--one-engine-pairs", type=int, default=300)
+    u.add_argument("--warmup-pairs", type=int, default=128, help="scored once before the runs")
+    u.add_argument("--curve-inflight", type=in_flight_list, default=[64, 128, 256, 512, 1024])
+    u.add_argument("--curve-items", type=int, default=256, help="pairs per point, at least 2x K")
+    u.add_argument(
+        "--cpu-engine-args",
+        default="",
+        help="extra engine arguments, only because vLLM on the CPU needs them; every "
+        "result file says the run is then not the user path",
+    )
 
 
 def _loadgen_options(g: argparse._ArgumentGroup) -> None:
@@ -76,6 +103,7 @@ def _loadgen_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--hf-batches", type=int, default=20)
     g.add_argument("--group-count", type=int, default=48)
     g.add_argument("--skip-groups", action="store_true")
+    g.add_argument("--dp-loadgen", action="store_true", help="dp: also the load generator runs")
     g.add_argument("--dp-once", action="store_true", help="skip the --api-server-count DP run")
     g.add_argument(
         "--engine-args",
@@ -108,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     log(f"bench on {meta['card']}, {model}, commit {meta['commit']}, {meta['cpus']} cpus")
     phases = list(dict.fromkeys(args.phases))
-    for name in phases:
-        rec = Recorder(args.out, name, {**meta, **loadgen_meta} if name != "hf" else meta)
+    if wanted := [p for p in phases if p in userpath.PHASES]:
+        userpath.session(args, meta, wanted)  # first: the phases that share one serve start
+    for name in (p for p in phases if p in PHASES):
+        uses_loadgen = name in ("scaling", "placement") or (name == "dp" and args.dp_loadgen)
+        rec = Recorder(args.out, name, {**meta, **loadgen_meta} if uses_loadgen else meta)
         try:
             PHASES[name](Context(args, box, rec))
         except Exception as exc:

@@ -1,11 +1,12 @@
-"""The phases of ``bench.gpu_bench``: engines started with the benchmark's own flags (as the
-committed 2026-11-27 results were), and :mod:`bench.loadgen` driving them directly or through
-editjudge.
+"""The load-generator phases of ``bench.gpu_bench``: engines started with the benchmark's own
+flags (as the committed 2026-11-27 results were), and :mod:`bench.loadgen` driving them directly
+or through editjudge.
 
 scaling    direct-1..N straight to the engines and router-1..N through editjudge (launcher with
            pinned engine flags and EDITJUDGE_REASONING=false), then the group workload.
 placement  the same at N=all with the pre-placement settings (--no-pin, one API server).
-dp         vllm serve --data-parallel-size N, direct (dp-N; dp-api4-N with one API server per GPU).
+dp         vllm serve --data-parallel-size N: the user-path workload (dp-userpath-N); with
+           --dp-loadgen also the load generator's direct runs (dp-N, dp-api4-N).
 hf         transformers generate, batch 2, one GPU.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import gpu, loadgen, report
+from bench import gpu, loadgen, report, userpath
 from bench.procs import ROOT, Server, log, router, stop_serve
 from bench.report import Recorder
 from bench.workload import ItemSource
@@ -267,7 +268,9 @@ def dp_engine(ctx: Context, tag: str, cmd: list[str]) -> Iterator[str]:
 
 
 def phase_dp(ctx: Context) -> None:
-    """vLLM's own data parallelism, straight to its one API server (and with one per GPU)."""
+    """vLLM's own data parallelism: the user-path workload through ``editjudge router`` in front
+    of it, the DP engine started with the user path's flags; with ``--dp-loadgen`` also the load
+    generator's direct runs on an engine with the load-generator phases' flags."""
     args, n = ctx.args, ctx.box.gpus
     base = [
         *shlex.split(args.vllm_cmd),
@@ -279,8 +282,19 @@ def phase_dp(ctx: Context) -> None:
         str(n),
         "--enable-prompt-tokens-details",
     ]
+    user_flags = ["--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
+    extra = shlex.split(args.cpu_engine_args)
+    ctx.rec.note(
+        dp_command=[*base, *user_flags],
+        engine_args_beyond_defaults=extra,
+        why_extra_args=userpath.WHY_EXTRA if extra else None,
+    )
+    with dp_engine(ctx, "dp", [*base, *user_flags]) as url:
+        userpath.through_router(args, url, n, ctx.rec)
+    if not args.dp_loadgen:
+        return
     for k, (tag, extra) in enumerate((("dp", []), ("dp-api4", ["--api-server-count", str(n)]))):
-        with dp_engine(ctx, tag, [*base, *ENGINE_ARGS, *args.engine_args, *extra]):
+        with dp_engine(ctx, f"{tag}-loadgen", [*base, *ENGINE_ARGS, *args.engine_args, *extra]):
             measure(
                 ctx,
                 f"{tag}-{n}",
