@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import gpu, report, userpath
+from bench import gpu_watch, report, userpath
 from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
 from bench.procs import log
 from bench.report import Recorder
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     box = Box(args)
     model, config = model_info(args.model_dir)
     meta = {
-        "card": gpu.card(),
+        "card": gpu_watch.card(),
         "model": model,
         "model_config": config,
         "commit": report.commit(override=args.commit),

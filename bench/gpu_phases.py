@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import gpu, loadgen, report, userpath
+from bench import gpu_watch, loadgen, report, userpath
 from bench.procs import ROOT, Server, log, router, stop_serve
 from bench.report import Recorder
 from bench.workload import ItemSource
@@ -61,7 +61,7 @@ class Box:
         k = args.loadgen_cpus if args.loadgen_cpus is not None else (12 if len(cpus) >= 32 else 0)
         self.loadgen_cpus = tuple(cpus[len(cpus) - k :]) if k else ()
         self.serve_cpus = cpus[: len(cpus) - k] if k else cpus
-        self.gpus = gpu.count() if args.gpus == "all" else int(args.gpus)
+        self.gpus = gpu_watch.count() if args.gpus == "all" else int(args.gpus)
         self.router_port, self.engine_base = args.port, args.engine_base_port
 
     def engines(self, n: int) -> list[str]:
@@ -98,7 +98,7 @@ def measure(
         return loadgen.Job(endpoints, source, ctx.args.procs, conc, tasks=count, cpus=cpus)
 
     loadgen.run(job(max(conc, 16), offset + 10_000_000))  # compile and caches out of the numbers
-    with gpu.watch(ctx.engine_log, ctx.args.work / f"gpu-{name}.csv") as stats:
+    with gpu_watch.watch(ctx.engine_log, ctx.args.work / f"gpu-{name}.csv") as stats:
         outcomes = loadgen.run(job(n, offset))
     result = {
         "name": name,

@@ -57,7 +57,7 @@ if str(ROOT) not in sys.path:  # run as a script: python3 bench/group_affinity.p
     sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, report  # noqa: E402
-from bench.gpu import card  # noqa: E402
+from bench.gpu_watch import card  # noqa: E402
 from bench.procs import free_port  # noqa: E402
 from bench.procs import router as start_router  # noqa: E402
 from bench.workload import BodySource, group, group_body  # noqa: E402

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench import gpu
+from bench import gpu_watch
 from bench.images import write_pairs
 from bench.procs import Server, child_env, free_port, log, router, stop_serve
 from bench.report import Recorder
@@ -111,7 +111,7 @@ def measure(
 ) -> dict[str, Any]:
     """One ``editjudge score`` run with nvidia-smi sampling around it."""
     work = args.work
-    with gpu.Sampler(work / f"gpu-{name}.csv") as sampler:
+    with gpu_watch.Sampler(work / f"gpu-{name}.csv") as sampler:
         run = run_score(input_file, work / f"{name}.jsonl", url, [*options], work / f"{name}.log")
     result = {"name": name, **facts, **run.summary()}
     steady = run.window()
@@ -235,7 +235,7 @@ def start(args: argparse.Namespace, phases: list[str], facts: dict[str, Any]) ->
         log(f"wrote {sum(n for _, n in sets.values())} pairs in {time.monotonic() - t0:.0f}s")
         engines = wait_all_healthy(serve, args.start_timeout)
         facts["serve_ready_s"] = round(time.monotonic() - t0, 1)
-        facts["gpu_mem_after_start_mib"] = gpu.memory_used()
+        facts["gpu_mem_after_start_mib"] = gpu_watch.memory_used()
         facts["router_info"] = httpx.get(f"{serve.url}/info", timeout=10).json()
         log(
             f"editjudge serve: {len(engines)} engines healthy {facts['serve_ready_s']}s after start"
