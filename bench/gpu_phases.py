@@ -83,17 +83,18 @@ def measure(
     name: str,
     mode: str,
     urls: Sequence[str],
-    n: int,
-    conc: int,
+    engines: int,
     offset: int,
-    model: str = SERVED,
+    items: int | None = None,
 ) -> dict[str, Any]:
-    """A warm-up, then ``n`` items with ``conc`` in flight through the load generator."""
+    """A warm-up, then ``--items`` per engine (or ``items``) with ``--conc`` per engine in flight
+    through the load generator; images from item ``offset`` on."""
+    n, conc = items or ctx.args.items * engines, ctx.args.conc * engines
     path = "/v1/chat/completions" if mode == "direct" else "/score"
     endpoints = tuple(u + path for u in urls)
 
     def job(count: int, first: int) -> loadgen.Job:
-        source = ItemSource(mode, model, offset=first)
+        source = ItemSource(mode, SERVED, offset=first)
         cpus = ctx.box.loadgen_cpus
         return loadgen.Job(endpoints, source, ctx.args.procs, conc, tasks=count, cpus=cpus)
 
@@ -176,9 +177,7 @@ def phase_scaling(ctx: Context) -> None:
     try:
         for k, n in enumerate(sizes(box.gpus)):
             offset = 100_000 * (k + 1)
-            measure(
-                ctx, f"direct-{n}", "direct", box.engines(n), args.items * n, args.conc * n, offset
-            )
+            measure(ctx, f"direct-{n}", "direct", box.engines(n), n, offset)
         for k, n in enumerate(sizes(box.gpus)):
             offset = 1_000_000 + 100_000 * k
             # At N = all, the launcher's own router with >= 500 items; else one started in front
@@ -190,7 +189,7 @@ def phase_scaling(ctx: Context) -> None:
                 if whole
                 else extra_router(ctx, box.engines(n), box.router_port + 100 + n)
             ) as url:
-                measure(ctx, f"router-{n}", "router", [url], items, args.conc * n, offset)
+                measure(ctx, f"router-{n}", "router", [url], n, offset, items)
         groups(ctx)
     finally:
         stop_serve(proc, 60)
@@ -215,40 +214,18 @@ def groups(ctx: Context) -> None:
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
     log(f"group_affinity rc={done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    ctx.rec.add(
-        {
-            "name": "group-affinity",
-            "kind": "groups",
-            "rc": done.returncode,
-            "stdout": done.stdout[-4000:],
-        }
-    )
+    run = {"name": "group-affinity", "kind": "groups", "rc": done.returncode}
+    ctx.rec.add({**run, "stdout": done.stdout[-4000:]})
 
 
 def phase_placement(ctx: Context) -> None:
     """The settings before host-side placement: no pinning, no thread caps, one API server."""
-    args, box = ctx.args, ctx.box
+    box = ctx.box
     proc = start_launcher(ctx, "unpinned", ["--no-pin", "--api-server-count", "0"])
     try:
         n = box.gpus
-        measure(
-            ctx,
-            f"direct-{n}-unpinned",
-            "direct",
-            box.engines(n),
-            args.items * n,
-            args.conc * n,
-            5_000_000,
-        )
-        measure(
-            ctx,
-            f"router-{n}-unpinned",
-            "router",
-            [proc.url],
-            args.items * n,
-            args.conc * n,
-            5_100_000,
-        )
+        measure(ctx, f"direct-{n}-unpinned", "direct", box.engines(n), n, 5_000_000)
+        measure(ctx, f"router-{n}-unpinned", "router", [proc.url], n, 5_100_000)
     finally:
         stop_serve(proc, 60)
 
@@ -295,15 +272,7 @@ def phase_dp(ctx: Context) -> None:
         return
     for k, (tag, extra) in enumerate((("dp", []), ("dp-api4", ["--api-server-count", str(n)]))):
         with dp_engine(ctx, f"{tag}-loadgen", [*base, *ENGINE_ARGS, *args.engine_args, *extra]):
-            measure(
-                ctx,
-                f"{tag}-{n}",
-                "direct",
-                ctx.box.engines(1),
-                args.items * n,
-                args.conc * n,
-                6_000_000 + 100_000 * k,
-            )
+            measure(ctx, f"{tag}-{n}", "direct", ctx.box.engines(1), n, 6_000_000 + 100_000 * k)
         if args.dp_once:
             break
 
