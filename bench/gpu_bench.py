@@ -1,561 +1,151 @@
-"""GPU scaling benchmark: one engine per GPU direct vs through editjudge, vs vLLM's own DP.
+"""GPU benchmarks: editjudge on one engine per GPU, as users run it and against the alternatives.
 
-Runs on a lent GPU box in phases (each fits one 10-minute device call) and writes one JSON file per
-phase to ``--out``; ``bench/report.py`` turns them into the tables of BENCHMARKS.md. Every number in
-one phase comes from the same lease, the same engines and the same workload (``bench/workload.py``:
-VIEScore calls, groups of 8 edits sharing a 512x512 source).
+Runs on a lent GPU box in phases and writes one JSON file per phase to ``--out``, rewritten after
+every run (a device call cut off mid-phase keeps what finished); logs, nvidia-smi samples and image
+files go to ``--work``, so that ``--out`` holds at most 8 files. ``python -m bench.report OUT``
+prints the tables of BENCHMARKS.md. Every phase records the card, the model and the commit.
 
-Phases:
-  scaling     editjudge serve on N GPUs (pinned defaults); direct N=1,2,..; router N=1,2,..;
-              >= 500 items through the launcher's router (per-engine share); GPU busy time and
-              engine decode-step time during each run.
-  placement   the same at N=all with the pre-placement settings (--no-pin, one API server).
-  dp          vllm serve --data-parallel-size N, direct.
-  hf          transformers generate, batch 2, one GPU.
+Phases (``bench.userpath`` runs the first two on one ``editjudge serve`` start, whatever their
+order on the command line; ``bench.gpu_phases`` the others):
+  userpath   editjudge serve --gpus all with shipped defaults + editjudge score with CLI defaults,
+             900 pairs of 1024x1024 JPEGs (userpath-N), then one engine (userpath-1): parse rate,
+             scaling efficiency, GPU busy % and memory per GPU.
+  curve      the same router, editjudge score --batch-size 16 at 64 ... 1024 items in flight.
+  scaling    load generator (bench.loadgen), 512x512 GRPO items: direct-1..N straight to the
+             engines and router-1..N through editjudge (launcher with pinned engine flags and
+             EDITJUDGE_REASONING=false, as the committed results), then the group workload.
+  placement  the same at N=all with the pre-placement settings (--no-pin, one API server).
+  dp         vllm serve --data-parallel-size N with the user path's engine flags: the user-path
+             workload through editjudge router (dp-userpath-N, comparable to userpath-N); with
+             --dp-loadgen also the load generator's direct runs (dp-N, dp-api4-N).
+  hf         transformers generate, batch 2, one GPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import re
-import shlex
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-SERVED = "judge"
-ENGINE_ARGS = [
-    "--served-model-name",
-    SERVED,
-    "--load-format",
-    "dummy",
-    "--max-model-len",
-    "4096",
-    "--limit-mm-per-prompt",
-    '{"image": 2, "video": 0}',
-    "--gpu-memory-utilization",
-    "0.85",
-    "--structured-outputs-config",
-    '{"backend": "xgrammar", "disable_any_whitespace": true}',
-]
-STEP = re.compile(
-    r"Avg prompt throughput: ([\d.]+) tokens/s, Avg generation throughput: "
-    r"([\d.]+) tokens/s, Running: (\d+) reqs"
-)
+from bench import gpu_watch, report, userpath
+from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
+from bench.procs import log
+from bench.report import Recorder
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def card() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout.splitlines()
-        if out:
-            return f"{len(out)}x {out[0].strip()}"
-    return "no GPU (CPU run)"
-
-
-def commit() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        return (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                timeout=10,
-            ).stdout.strip()
-            or "unknown"
-        )
-    return os.environ.get("EDITJUDGE_COMMIT", "unknown")
-
-
-def wait_healthy(urls: Sequence[str], timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
-    end = time.monotonic() + timeout_s
-    pending = list(urls)
-    while pending and time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        for url in list(pending):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    pending.remove(url)
-        time.sleep(1)
-    if pending:
-        raise TimeoutError(f"not healthy after {timeout_s:.0f}s: {pending}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, grace_s: float = 60) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-
-
-def spawn(
-    cmd: list[str], logfile: Path, env: dict[str, str] | None = None, **popen: Any
-) -> subprocess.Popen[bytes]:
-    with open(logfile, "ab") as out:
-        return subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            **popen,
-        )
-
-
-class GpuSampler:
-    """Samples utilization.gpu (percent of time a kernel ran) every 500 ms."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> GpuSampler:
-        with contextlib.suppress(OSError):
-            self.proc = spawn(
-                [
-                    "nvidia-smi",
-                    "--query-gpu=index,utilization.gpu",
-                    "--format=csv,noheader,nounits",
-                    "-lms",
-                    "500",
-                ],
-                self.path,
-            )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop(self.proc, signal.SIGTERM, 5)
-
-    def busy(self) -> dict[str, float]:
-        samples: dict[str, list[float]] = {}
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                parts = [p.strip() for p in line.split(",")]
-                if len(parts) == 2 and parts[1].isdigit():
-                    samples.setdefault(parts[0], []).append(float(parts[1]))
-        # Drop the ramp at both ends of the window.
-        return {
-            g: round(sum(v[2:-2]) / max(1, len(v[2:-2])), 1)
-            for g, v in sorted(samples.items())
-            if len(v) > 4
-        }
-
-
-def step_stats(text: str) -> dict[str, float | None]:
-    """Mean decode-step time from vLLM's periodic stats lines (running reqs / gen tokens/s)."""
-    steps, running = [], []
-    for m in STEP.finditer(text):
-        gen, run = float(m.group(2)), int(m.group(3))
-        if gen > 0 and run > 0:
-            steps.append(run / gen)
-            running.append(run)
-    if not steps:
-        return {"decode_step_ms": None, "running_mean": None}
-    return {
-        "decode_step_ms": round(1000 * sum(steps) / len(steps), 1),
-        "running_mean": round(sum(running) / len(running), 1),
+def model_info(model_dir: Path) -> tuple[str, dict[str, Any]]:
+    """``DIR (Architecture)`` and the config's size fields, to name the model in every table."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return str(model_dir), {}
+    text = config.get("text_config") or config
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_experts", "num_experts_per_tok")
+    arch = (config.get("architectures") or ["unknown architecture"])[0]
+    return f"{model_dir} ({arch})", {
+        "architecture": arch,
+        **{k: text[k] for k in keys if k in text},
     }
 
 
-@contextlib.contextmanager
-def watch(log_path: Path | None, gpu_log: Path) -> Iterator[dict[str, Any]]:
-    """Collect GPU busy time and engine step stats for the duration of the block."""
-    start = log_path.stat().st_size if log_path and log_path.exists() else 0
-    stats: dict[str, Any] = {}
-    gpu_log.unlink(missing_ok=True)
-    with GpuSampler(gpu_log) as sampler:
-        yield stats
-    stats["gpu_busy_pct"] = sampler.busy()
-    if log_path and log_path.exists():
-        with open(log_path, "rb") as f:
-            f.seek(start)
-            stats.update(step_stats(f.read().decode(errors="replace")))
+def in_flight_list(text: str) -> list[int]:
+    return [int(k) for k in text.split(",") if k.strip()]
 
 
-def loadgen(
-    mode: str,
-    n: int,
-    conc: int,
-    urls: Sequence[str],
-    args: argparse.Namespace,
-    offset: int,
-    extra: Sequence[str] = (),
-) -> dict[str, Any]:
-    cmd = [
-        PY,
-        "-m",
-        "bench.loadgen",
-        mode,
-        str(n),
-        str(conc),
-        str(args.procs),
-        *urls,
-        "--model",
-        SERVED,
-        "--offset",
-        str(offset),
-        *extra,
-    ]
-    out = subprocess.run(
-        cmd, capture_output=True, text=True, cwd=ROOT, timeout=900, **pinned(args.loadgen_cpu_list)
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"loadgen failed: {out.stderr[-2000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def measure(
-    name: str,
-    mode: str,
-    urls: Sequence[str],
-    n: int,
-    conc: int,
-    args: argparse.Namespace,
-    engine_log: Path | None,
-    offset: int,
-) -> dict[str, Any]:
-    # A short warm-up at the same concurrency so compile/caches stay out of the numbers.
-    loadgen(mode, max(conc, 16), conc, urls, args, offset=offset + 10_000_000)
-    with watch(engine_log, args.out / f"gpu-{name}.csv") as stats:
-        result = loadgen(mode, n, conc, urls, args, offset)
-    result.update(stats, name=name)
-    with open(args.out / "runs.jsonl", "a") as f:  # survives a call cut off mid-phase
-        f.write(json.dumps(result) + "\n")
-    log(
-        f"{name}: {result['items_per_s']} items/s p50 {result['p50_s']}s "
-        f"busy {result.get('gpu_busy_pct')} step {result.get('decode_step_ms')} ms "
-        f"errors {result['errors']}"
+    p.add_argument("phases", nargs="+", choices=[*userpath.PHASES, *PHASES])
+    p.add_argument("--model-dir", type=Path, required=True)
+    p.add_argument("--gpus", default="all", help="'all' (nvidia-smi) or a number of GPUs")
+    p.add_argument("--out", type=Path, required=True, help="phase JSON files (8 at most)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/editjudge-bench"),
+        help="logs, nvidia-smi samples, image pairs, results of editjudge score",
     )
-    return result
+    p.add_argument("--commit", help="commit to record where there is no git (default: git)")
+    p.add_argument("--port", type=int, default=8000, help="router port of editjudge serve")
+    p.add_argument("--engine-base-port", type=int, default=8001)
+    p.add_argument("--vllm-cmd", default="vllm serve", help="how an engine starts")
+    p.add_argument("--start-timeout", type=float, default=420)
+    _user_path_options(p.add_argument_group("user path (userpath, curve; dp's dp-userpath run)"))
+    _loadgen_options(p.add_argument_group("load generator phases (scaling, placement, dp, hf)"))
+    return p.parse_args(argv)
 
 
-class Box:
-    """Ports, cores and paths of one benchmark machine."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        cpus = sorted(os.sched_getaffinity(0))
-        k = args.loadgen_cpus if args.loadgen_cpus is not None else (12 if len(cpus) >= 32 else 0)
-        self.loadgen_cpus = cpus[len(cpus) - k :] if k else []
-        self.serve_cpus = cpus[: len(cpus) - k] if k else cpus
-        self.router_port, self.engine_base = 8000, 8101
-
-    def engines(self, n: int) -> list[str]:
-        return [f"http://127.0.0.1:{self.engine_base + i}" for i in range(n)]
-
-
-def pinned(cpus: Sequence[int]) -> dict[str, Any]:
-    if not cpus:
-        return {}
-    chosen = set(cpus)
-
-    def pin() -> None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, chosen)
-
-    return {"preexec_fn": pin}
-
-
-def start_launcher(
-    args: argparse.Namespace, box: Box, tag: str, flags: Sequence[str]
-) -> tuple[subprocess.Popen[bytes], Path]:
-    logfile = args.out / f"launcher-{tag}.log"
-    gpus = ",".join(str(i) for i in range(args.gpus))
-    cmd = [
-        PY,
-        "-m",
-        "editjudge.server.box.launcher",
-        "--gpus",
-        gpus,
-        "--model",
-        str(args.model_dir),
-        "--port",
-        str(box.router_port),
-        "--engine-base-port",
-        str(box.engine_base),
-        "--vllm-cmd",
-        args.vllm_cmd,
-        *flags,
-        "--",
-        *ENGINE_ARGS,
-        *args.engine_args,
-    ]
-    env = {
-        "EDITJUDGE_HEALTH_INTERVAL_S": "1",
-        "EDITJUDGE_REASONING": "false",
-        "EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": "1024",
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = spawn(cmd, logfile, env, **pinned(box.serve_cpus))
-    t = time.monotonic()
-    wait_healthy(
-        [*box.engines(args.gpus), f"http://127.0.0.1:{box.router_port}"], args.start_timeout, proc
+def _user_path_options(u: argparse._ArgumentGroup) -> None:
+    u.add_argument("--image-side", type=int, default=1024)
+    u.add_argument("--userpath-pairs", type=int, default=900)
+    u.add_argument("--one-engine-pairs", type=int, default=300)
+    u.add_argument("--warmup-pairs", type=int, default=128, help="scored once before the runs")
+    u.add_argument("--curve-inflight", type=in_flight_list, default=[64, 128, 256, 512, 1024])
+    u.add_argument("--curve-items", type=int, default=256, help="pairs per point, at least 2x K")
+    u.add_argument(
+        "--cpu-engine-args",
+        default="",
+        help="extra engine arguments, only because vLLM on the CPU needs them; every "
+        "result file says the run is then not the user path",
     )
-    log(f"launcher {tag}: {args.gpus} engines + router healthy in {time.monotonic() - t:.0f}s")
-    return proc, logfile
 
 
-@contextlib.contextmanager
-def extra_router(
-    backends: Sequence[str], port: int, args: argparse.Namespace, policy: str = "least_outstanding"
-) -> Iterator[str]:
-    env = {
-        "EDITJUDGE_BACKENDS": ",".join(backends),
-        "EDITJUDGE_PORT": str(port),
-        "EDITJUDGE_HOST": "127.0.0.1",
-        "EDITJUDGE_REASONING": "false",
-        "EDITJUDGE_ROUTING_POLICY": policy,
-        "EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": "1024",
-    }
-    proc = spawn([PY, "-m", "editjudge.server"], args.out / f"router-{port}.log", env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy([url], 60, proc)
-        wait_ready(url)
-        yield url
-    finally:
-        stop(proc, signal.SIGTERM, 30)
-
-
-def wait_ready(url: str, timeout_s: float = 60) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} not ready")
-
-
-def sizes(total: int) -> list[int]:
-    return sorted({1, *(n for n in (2, 4, 8) if n < total), total})
-
-
-def phase_scaling(args: argparse.Namespace, box: Box) -> dict[str, Any]:
-    proc, elog = start_launcher(args, box, "scaling", [])
-    runs, offset = [], 0
-    try:
-        for n in sizes(args.gpus):
-            offset += 100_000
-            runs.append(
-                measure(
-                    f"direct-{n}",
-                    "direct",
-                    box.engines(n),
-                    args.items * n,
-                    args.conc * n,
-                    args,
-                    elog,
-                    offset,
-                )
-            )
-        for n in sizes(args.gpus):
-            offset += 100_000
-            # At N = all, the launcher's own router (the issue-3 proof: >= 500 items); else one
-            # started in front of the first n engines.
-            router = (
-                contextlib.nullcontext(f"http://127.0.0.1:{box.router_port}")
-                if n == args.gpus
-                else extra_router(box.engines(n), box.router_port + n, args)
-            )
-            items = max(500, args.items * n) if n == args.gpus else args.items * n
-            with router as url:
-                runs.append(
-                    measure(
-                        f"router-{n}", "router", [url], items, args.conc * n, args, elog, offset
-                    )
-                )
-        runs.extend(groups(args, box))
-    finally:
-        stop(proc)
-    return {"phase": "scaling", "runs": runs}
-
-
-def groups(args: argparse.Namespace, box: Box) -> list[dict[str, Any]]:
-    """Group workload through least-outstanding vs affinity routing (same engines)."""
-    script = ROOT / "bench" / "group_affinity.py"
-    if not script.exists() or args.skip_groups:
-        return []
-    out = args.out / "group-affinity.json"
-    cmd = [
-        PY,
-        str(script),
-        "--engines",
-        *box.engines(args.gpus),
-        "--out",
-        str(out),
-        "--groups",
-        str(args.group_count),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    log(f"group_affinity rc={done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return [{"name": "group-affinity", "rc": done.returncode, "stdout": done.stdout[-4000:]}]
-
-
-def phase_placement(args: argparse.Namespace, box: Box) -> dict[str, Any]:
-    """The settings before host-side placement: no pinning, no thread caps, one API server."""
-    proc, elog = start_launcher(args, box, "unpinned", ["--no-pin", "--api-server-count", "0"])
-    runs = []
-    try:
-        n = args.gpus
-        runs.append(
-            measure(
-                f"direct-{n}-unpinned",
-                "direct",
-                box.engines(n),
-                args.items * n,
-                args.conc * n,
-                args,
-                elog,
-                5_000_000,
-            )
-        )
-        url = f"http://127.0.0.1:{box.router_port}"
-        runs.append(
-            measure(
-                f"router-{n}-unpinned",
-                "router",
-                [url],
-                args.items * n,
-                args.conc * n,
-                args,
-                elog,
-                5_100_000,
-            )
-        )
-    finally:
-        stop(proc)
-    return {"phase": "placement", "runs": runs}
-
-
-def phase_dp(args: argparse.Namespace, box: Box) -> dict[str, Any]:
-    n, runs = args.gpus, []
-    for tag, extra in (("dp", []), ("dp-api4", ["--api-server-count", str(n)])):
-        logfile = args.out / f"{tag}.log"
-        cmd = [
-            *shlex.split(args.vllm_cmd),
-            "--model",
-            str(args.model_dir),
-            "--port",
-            str(box.engine_base),
-            "--enable-prompt-tokens-details",
-            "--data-parallel-size",
-            str(n),
-            *ENGINE_ARGS,
-            *args.engine_args,
-            *extra,
-        ]
-        proc = spawn(cmd, logfile, {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(n)))})
-        try:
-            t = time.monotonic()
-            wait_healthy(box.engines(1), args.start_timeout, proc)
-            log(f"{tag}: healthy in {time.monotonic() - t:.0f}s")
-            runs.append(
-                measure(
-                    f"{tag}-{n}",
-                    "direct",
-                    box.engines(1),
-                    args.items * n,
-                    args.conc * n,
-                    args,
-                    logfile,
-                    6_000_000 + len(runs) * 100_000,
-                )
-            )
-        finally:
-            stop(proc, signal.SIGTERM, 60)
-        if args.dp_once:
-            break
-    return {"phase": "dp", "runs": runs}
-
-
-def phase_hf(args: argparse.Namespace, box: Box) -> dict[str, Any]:
-    cmd = [PY, "-m", "bench.hf_baseline", str(args.model_dir), str(args.hf_batches)]
-    done = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=540,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"},
+def _loadgen_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--items", type=int, default=300, help="items per engine per run")
+    g.add_argument("--conc", type=int, default=64, help="items in flight per engine")
+    g.add_argument("--procs", type=int, default=8, help="load generator processes")
+    g.add_argument("--loadgen-cpus", type=int, default=None)
+    g.add_argument("--hf-batches", type=int, default=20)
+    g.add_argument("--group-count", type=int, default=48)
+    g.add_argument("--skip-groups", action="store_true")
+    g.add_argument("--dp-loadgen", action="store_true", help="dp: also the load generator runs")
+    g.add_argument("--dp-once", action="store_true", help="skip the --api-server-count DP run")
+    g.add_argument(
+        "--engine-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="(last) extra engine arguments of the load generator phases",
     )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    log(f"hf: {result}")
-    return {"phase": "hf", "runs": [result]}
-
-
-PHASES = {"scaling": phase_scaling, "placement": phase_placement, "dp": phase_dp, "hf": phase_hf}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("phases", nargs="+", choices=sorted(PHASES))
-    p.add_argument("--model-dir", type=Path, required=True)
-    p.add_argument("--gpus", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--items", type=int, default=300, help="items per engine per run")
-    p.add_argument("--conc", type=int, default=64, help="items in flight per engine")
-    p.add_argument("--procs", type=int, default=8, help="load generator processes")
-    p.add_argument("--loadgen-cpus", type=int, default=None)
-    p.add_argument("--vllm-cmd", default="vllm serve")
-    p.add_argument("--engine-args", nargs=argparse.REMAINDER, default=[])
-    p.add_argument("--start-timeout", type=float, default=420)
-    p.add_argument("--hf-batches", type=int, default=20)
-    p.add_argument("--group-count", type=int, default=48)
-    p.add_argument("--skip-groups", action="store_true")
-    p.add_argument("--dp-once", action="store_true", help="skip the --api-server-count DP run")
-    args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = parse(argv)
+    for folder in (args.out, args.work):
+        folder.mkdir(parents=True, exist_ok=True)
     box = Box(args)
-    args.loadgen_cpu_list = box.loadgen_cpus
+    model, config = model_info(args.model_dir)
     meta = {
-        "card": card(),
-        "commit": commit(),
+        "card": gpu_watch.card(),
+        "model": model,
+        "model_config": config,
+        "commit": report.commit(override=args.commit),
         "cpus": len(os.sched_getaffinity(0)),
+        "gpus": box.gpus,
+    }
+    loadgen_meta = {
         "loadgen_cpus": len(box.loadgen_cpus),
-        "gpus": args.gpus,
         "items_per_engine": args.items,
         "conc_per_engine": args.conc,
         "engine_args": ENGINE_ARGS + args.engine_args,
+        "router_env": ROUTER_ENV,
     }
-    log(f"bench on {meta['card']}, commit {meta['commit']}, {meta['cpus']} cpus")
-    for name in args.phases:
-        t = time.monotonic()
+    log(f"bench on {meta['card']}, {model}, commit {meta['commit']}, {meta['cpus']} cpus")
+    phases = list(dict.fromkeys(args.phases))
+    if wanted := [p for p in phases if p in userpath.PHASES]:
+        userpath.session(args, meta, wanted)  # first: the phases that share one serve start
+    for name in (p for p in phases if p in PHASES):
+        uses_loadgen = name in ("scaling", "placement") or (name == "dp" and args.dp_loadgen)
+        rec = Recorder(args.out, name, {**meta, **loadgen_meta} if uses_loadgen else meta)
         try:
-            result = PHASES[name](args, box)
+            PHASES[name](Context(args, box, rec))
         except Exception as exc:
             log(f"phase {name} failed: {exc!r}")
-            result = {"phase": name, "error": repr(exc)}
-        result.update(meta, seconds=round(time.monotonic() - t, 1))
-        (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
+            rec.fail(exc)
     return 0
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """GRPO-like groups through editjudge: /score/group vs /score, affinity vs least-outstanding.
 
-Workload (the shape of ../shared/gpu/load.py): groups of K candidate edits (default 8) that share a
-512x512 JPEG source image and an instruction; every candidate is a unique 512x512 JPEG. Each request
+Workload (the shape of ../shared/gpu/load.py; :func:`bench.workload.group`): groups of K candidate
+edits (default 8) that share a 512x512 JPEG source image and an instruction; every candidate is a
+unique 512x512 JPEG. Each request
 carries one group, either as ``POST /score/group`` or as a ``POST /score`` batch of K items, with a
 fixed number of requests in flight (closed loop). Four setups run in one invocation:
 
@@ -30,22 +31,19 @@ then, from the repository root::
     python3 bench/group_affinity.py --engines http://127.0.0.1:8001 http://127.0.0.1:8002 \\
       --out bench/results/group_affinity-2xH100.json
 
-By default the script starts one router per policy (``python -m server`` from this checkout, on a
+By default the script starts one router per policy (``editjudge router`` from this checkout, on a
 free local port) with ``EDITJUDGE_REASONING=false``; ``--router URL`` uses a running router instead
-(then only its own policy is measured). Needs only the standard library, httpx and Pillow here, and
-the server package's dependencies for the router it starts.
+(then only its own policy is measured). The load comes from :mod:`bench.loadgen` (one process),
+the groups from :mod:`bench.workload`, the numbers and table from :mod:`bench.report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
-import os
 import platform
-import shutil
-import subprocess
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -58,29 +56,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: python3 bench/group_affinity.py
     sys.path.insert(0, str(ROOT))
 
-from bench.group_load import (  # noqa: E402
-    HEADER,
-    POLICIES,
-    ROUTES,
-    drive,
-    engine_counters,
-    format_row,
-    ratios,
-    request_body,
-    summarize,
-    workload,
-)
-from tests.processes import free_port  # noqa: E402
+from bench import loadgen, report  # noqa: E402
+from bench.gpu_watch import card  # noqa: E402
+from bench.procs import free_port  # noqa: E402
+from bench.procs import router as start_router  # noqa: E402
+from bench.workload import BodySource, group, group_body  # noqa: E402
+
+POLICIES = ("least_outstanding", "affinity")
+ROUTES = ("group", "batch")
+PATHS = {"group": "/score/group", "batch": "/score"}
 
 
-def router_env(engines: list[str], policy: str, port: int, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
-    return {
-        **env,
-        "PYTHONPATH": str(ROOT),
-        "EDITJUDGE_BACKENDS": ",".join(engines),
-        "EDITJUDGE_HOST": "127.0.0.1",
-        "EDITJUDGE_PORT": str(port),
+@contextlib.contextmanager
+def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) -> Iterator[str]:
+    """``editjudge router`` from this checkout in front of ``engines``; yields its URL."""
+    env = {
         "EDITJUDGE_ROUTING_POLICY": policy,
         # dummy weights write junk reasoning up to its length limit: measure scoring, not that
         "EDITJUDGE_REASONING": "false",
@@ -88,72 +78,47 @@ def router_env(engines: list[str], policy: str, port: int, extra: dict[str, str]
         "EDITJUDGE_LOG_LEVEL": "warning",
         **extra,
     }
-
-
-@contextlib.contextmanager
-def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) -> Iterator[str]:
-    """``python -m server`` from this checkout in front of ``engines``; yields its URL."""
-    port = free_port()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "editjudge.server"],
-            cwd=ROOT,
-            env=router_env(engines, policy, port, extra),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = start_router(engines, free_port(), env, log)
     try:
-        wait_ready(url, proc, log)
-        yield url
+        server.wait_ready("/ready", 120)
+        yield server.url
     finally:
-        proc.terminate()
+        server.stop(grace_s=30)
+
+
+def engine_counters(engines: list[str]) -> dict[str, float] | None:
+    """Sum of vLLM's prefix-cache query/hit and prompt-token counters over ``engines``."""
+    names = {
+        "queries": r"prefix_cache_queries_total",
+        "hits": r"prefix_cache_hits_total",
+        "prompt": r"prompt_tokens_total",
+    }
+    totals = dict.fromkeys(names, 0.0)
+    found = False
+    for url in engines:
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("#") or "external" in line:
+                continue
+            for key, suffix in names.items():
+                match = re.match(
+                    rf"^vllm:(?:gpu_)?{suffix}(?:\{{[^}}]*\}})?\s+([0-9.eE+-]+)$", line
+                )
+                if match:
+                    totals[key] += float(match.group(1))
+                    found = True
+    return totals if found else None
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise SystemExit(f"router exited with {proc.returncode}; see {log}:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise SystemExit(f"router not ready after {timeout_s:.0f} s; see {log}")
-
-
-def card() -> str:
-    if shutil.which("nvidia-smi"):
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-        )
-        names = [n.strip() for n in out.stdout.splitlines() if n.strip()]
-        if names:
-            return f"{len(names)}x {names[0]}" if len(set(names)) == 1 else ", ".join(names)
-    return f"no GPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def commit(override: str | None) -> str:
-    if override:
-        return override
-    out = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+def drive(url: str, route: str, bodies: list[bytes], concurrency: int) -> list[loadgen.Outcome]:
+    """Closed loop: ``concurrency`` requests in flight until every body has been sent."""
+    job = loadgen.Job(
+        (url + PATHS[route],), BodySource(bodies), concurrency=concurrency, tasks=len(bodies)
     )
-    if out.returncode == 0:
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return out.stdout.strip() + ("+dirty" if dirty else "")
-    return os.environ.get("EDITJUDGE_COMMIT", "unknown")
+    return loadgen.run(job)
 
 
 def engine_info(url: str) -> dict[str, Any]:
@@ -168,22 +133,25 @@ def measure(
     url: str, policy: str, engines: list[str], args: argparse.Namespace, setup_seed: int
 ) -> list[dict[str, Any]]:
     """Warm up, then run both routes under one router; one row per route."""
-    warm = workload(max(2, len(engines)), args.k, seed=setup_seed, size=args.size)
+    warm = groups(max(2, len(engines)), args.k, setup_seed, args.size)
     for route in ROUTES:
-        asyncio.run(
-            drive(url, route, [request_body(g, route, args.protocol) for g in warm], len(warm))
-        )
+        drive(url, route, [group_body(g, route, args.protocol) for g in warm], len(warm))
     rows = []
     for r, route in enumerate(ROUTES):
-        groups = workload(
-            args.groups, args.k, seed=setup_seed + (r + 1) * 10_000_000, size=args.size
-        )
-        bodies = [request_body(g, route, args.protocol) for g in groups]
+        made = groups(args.groups, args.k, setup_seed + (r + 1) * 10_000_000, args.size)
+        bodies = [group_body(g, route, args.protocol) for g in made]
         before = engine_counters(engines)
-        run = asyncio.run(drive(url, route, bodies, args.concurrency))
-        rows.append(summarize(route, policy, args.k, run, before, engine_counters(engines)))
-        print(format_row(rows[-1]), flush=True)
+        outcomes = drive(url, route, bodies, args.concurrency)
+        after = engine_counters(engines)
+        delta = {k: after[k] - before[k] for k in after} if before and after else None
+        rows.append(report.group_row(route, policy, outcomes, delta))
+        print(report.md_table(report.GROUP_COLUMNS, [rows[-1]])[-1], flush=True)
     return rows
+
+
+def groups(n: int, k: int, seed: int, size: int) -> list[dict[str, Any]]:
+    """``n`` groups of ``k`` candidates; ``seed`` keeps setups apart."""
+    return [group(g, k, seed, size) for g in range(n)]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -223,7 +191,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def describe(args: argparse.Namespace, engines: list[str]) -> dict[str, Any]:
     return {
         "card": card(),
-        "commit": commit(args.commit),
+        "commit": report.commit(override=args.commit),
         **engine_info(engines[0]),
         "engines": len(engines),
         "k": args.k,
@@ -232,7 +200,7 @@ def describe(args: argparse.Namespace, engines: list[str]) -> dict[str, Any]:
         "protocol": args.protocol,
         "image_size": args.size,
         "epsilon": args.epsilon,
-        "router": args.router or "started per policy (python -m server)",
+        "router": args.router or "started per policy (editjudge router)",
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -264,10 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     args.concurrency = args.concurrency or 8 * len(engines)
     meta = describe(args, engines)
     print(json.dumps(meta), flush=True)
-    print(HEADER, flush=True)
+    print("\n".join(report.md_table(report.GROUP_COLUMNS, [])), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = run_all(args, engines, args.out.parent / f"{args.out.stem}.router.log")
-    summary = ratios(rows)
+    summary = report.group_ratios(rows)
     for name, value in summary.items():
         print(f"{name}: {value}")
     result = {"meta": meta, "setups": rows, "ratios": summary}

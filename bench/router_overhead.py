@@ -6,7 +6,7 @@ least-outstanding), through editjudge ``/score`` (the one-call ``single`` protoc
 with its two engine calls per item), and through vllm-router. For each: max sustained requests/s
 (closed loop) and latency at a fixed open-loop rate; added latency = through-router minus direct.
 
-    bench/overhead/install_vllm_router.sh   # once: vllm-router in its own venv
+    bench/install_vllm_router.sh            # once: vllm-router in its own venv
     flock /tmp/editjudge-heavy.lock .venv/bin/python -m bench.router_overhead
 
 Variants of editjudge compare levers in the same run: ``--editjudge NAME:KEY=VAL,KEY=VAL@DIR``
@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.overhead import loadgen, report
-from bench.overhead.procs import Server, cpu_model, load_average, running
-from bench.overhead.workload import chat_template, score_template
+from bench import loadgen, report
+from bench.procs import Server, cpu_model, fake_engine, load_average, running
+from bench.workload import TemplateSource, chat_template, score_template
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VLLM_ROUTER = Path.home() / ".cache/editjudge/vllm-router-venv/bin/vllm-router"
@@ -104,18 +104,20 @@ def _start_routers(args: argparse.Namespace, engines: list[str], systems: list[S
             "EDITJUDGE_PORT": str(port + k),
             "EDITJUDGE_HOST": "127.0.0.1",
             "EDITJUDGE_LOG_LEVEL": "warning",
-            "PYTHONPATH": str(ROOT),
+            # editjudge from the checkout, the bench's protocol from here (router_app.py, run as
+            # a file, imports nothing else of bench)
+            "PYTHONPATH": checkout or str(ROOT),
             **env,
         }
-        cwd = checkout or str(ROOT)
-        server = Server(name, [py, "-m", "bench.overhead.router_app"], url, env, cwd=cwd)
+        app = [py, str(ROOT / "bench" / "router_app.py")]
+        server = Server(name, app, url, env, cwd=checkout or ROOT)
         systems.append(System(name, "editjudge", (f"{url}/score",), "single", server, env))
         if k == 0 and not args.no_viescore:
             systems.append(
                 System(f"{name} (viescore)", "editjudge", (f"{url}/score",), "viescore", server)
             )
     if args.vllm_router and not Path(args.vllm_router).exists():
-        print(f"!! {args.vllm_router} missing: run bench/overhead/install_vllm_router.sh; skipped")
+        print(f"!! {args.vllm_router} missing: run bench/install_vllm_router.sh; skipped")
     elif args.vllm_router:
         for k, policy in enumerate(args.vllm_router_policy.split(",")):
             vport = port + 50 + 2 * k
@@ -140,23 +142,31 @@ def measure(
         template, expect = chat_template(), b'"choices"'
     duration = args.open_duration if rate else args.duration
     job = loadgen.Job(
-        system.urls, template, expect, seed, args.client_procs, args.concurrency, rate,
-        args.warmup, duration,
-    )  # fmt: skip
-    start = time.monotonic() + 1.5  # time for the workers to fork and build their images
+        system.urls,
+        TemplateSource(template, expect, seed),
+        workers=args.client_procs,
+        concurrency=args.concurrency,
+        rate=rate,
+        warmup_s=args.warmup,
+        duration_s=duration,
+    )
     watched = {"engines": engines, "router": [system.server] if system.server else []}
     cpu: dict[str, float] = {}
 
-    def sample() -> None:
+    def sample(start: float) -> None:
         time.sleep(max(0.0, start + args.warmup - time.monotonic()))
         before = {k: sum(s.cpu_s() for s in v) for k, v in watched.items()}
         time.sleep(max(0.0, start + args.warmup + duration - time.monotonic()))
         cpu.update({k: sum(s.cpu_s() for s in v) - before[k] for k, v in watched.items()})
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    outcomes = loadgen.run(job, start)
-    sampler.join()
+    sampler: list[threading.Thread] = []
+
+    def begin(start: float) -> None:
+        sampler.append(threading.Thread(target=sample, args=(start,)))
+        sampler[0].start()
+
+    outcomes = loadgen.run(job, on_start=begin)
+    sampler[0].join()
     return report.Measurement.of(outcomes, duration, cpu, rate)
 
 
@@ -187,17 +197,8 @@ def run_all(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    py = sys.executable
     engine_urls = [f"http://127.0.0.1:{args.port + i + 1}" for i in range(args.engines)]
-    engines = [
-        Server(
-            f"engine{i}",
-            [py, "-m", "editjudge.server.testing.fake_engine", "--port", u.rsplit(":", 1)[1],
-             "--latency", str(args.latency)],
-            u,
-        )
-        for i, u in enumerate(engine_urls)
-    ]  # fmt: skip
+    engines = [fake_engine(args.port + i + 1, args.latency) for i in range(args.engines)]
     load_before, sha = load_average(), report.commit(ROOT)
     with running(engines):
         for e in engines:

@@ -1,10 +1,11 @@
 """Soak test: drive the deployed router (fake engines behind it) for N minutes, watch for drift.
 
-Starts ``--engines`` fake engines and the router (``python -m server``) as separate processes on
-loopback, then keeps ``--concurrency`` clients busy with a mix of single items and batches. Every
-``--every`` seconds it prints one table row: requests and items per second, latency p50/p99/max,
-errors, and the router's RSS and open file descriptors, so a leak or a latency drift shows as a
-trend. ``--chaos S`` also ``kill -9``s one engine every S seconds and restarts it, soaking failover.
+Starts ``--engines`` fake engines and the router (``editjudge router``) as separate processes on
+loopback, then keeps ``--concurrency`` requests in flight (:mod:`bench.loadgen`, in this process)
+with a mix of single items and batches. Every ``--every`` seconds it prints one table row: requests
+and items per second, latency p50/p99/max, item errors by code, and the router's RSS and open file
+descriptors, so a leak or a latency drift shows as a trend. ``--chaos S`` also ``kill -9``s one
+engine every S seconds and restarts it, soaking failover.
 
 Not part of the test suite (it runs for minutes). Run it from the repository root, one at a time::
 
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import io
-import os
 import random
 import sys
 import tempfile
@@ -25,11 +26,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import orjson
 from PIL import Image
 
-from tests.helpers import b64
-from tests.processes import Proc, start_engine, start_router
+from bench import loadgen, report
+from bench.loadgen import Reply
+from bench.procs import Server, fake_engine, free_port
+from bench.procs import router as start_router
+from bench.workload import BodySource
 
 
 @dataclass
@@ -40,6 +44,11 @@ class Window:
     items: int = 0
     statuses: collections.Counter[str] = field(default_factory=collections.Counter)
 
+    def add(self, sent: float, done: float, reply: Reply) -> None:
+        self.latencies.append(done - sent)
+        self.items += len(reply.items)
+        self.statuses.update(s for _, s in reply.items if s != "ok")
+
 
 def _images(n: int, side: int) -> list[str]:
     out = []
@@ -47,57 +56,30 @@ def _images(n: int, side: int) -> list[str]:
     for _ in range(n):
         buf = io.BytesIO()
         Image.frombytes("RGB", (side, side), rng.randbytes(3 * side * side)).save(buf, "PNG")
-        out.append(b64(buf.getvalue()))
+        out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
     return out
 
 
-def _body(rng: random.Random, images: list[str], batch: int) -> tuple[dict[str, object], int]:
+def bodies(images: list[str], batch: int, n: int = 512) -> list[bytes]:
+    """A mix of single items and batches of 1..``batch`` (half each), cycled through."""
+    rng = random.Random(1)
+
     def one(i: int) -> dict[str, object]:
         return {
             "image": rng.choice(images),
             "source_image": images[0],
-            "instruction": f"make object {i} blue",
+            "instruction": f"make {i} blue",
         }
 
-    if rng.random() < 0.5:
-        return one(0), 1
-    n = rng.randint(1, batch)
-    return {"items": [one(i) for i in range(n)]}, n
-
-
-async def _worker(
-    client: httpx.AsyncClient, seed: int, images: list[str], batch: int, stop: float, state: dict
-) -> None:
-    rng = random.Random(seed)
-    while time.monotonic() < stop:
-        body, n = _body(rng, images, batch)
-        t0 = time.perf_counter()
-        try:
-            r = await client.post("/score", json=body)
-            if r.status_code != 200:
-                key = str(r.status_code)
-            elif "items" in body:
-                bad = sum(x["status"] != "ok" for x in r.json()["results"])
-                key = "200" if not bad else "200+item_errors"
-            else:
-                key = "200" if r.json()["status"] == "ok" else "200+item_errors"
-        except httpx.HTTPError as exc:
-            key = type(exc).__name__
-        window: Window = state["window"]
-        window.latencies.append(time.perf_counter() - t0)
-        window.items += n
-        window.statuses[key] += 1
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    out = []
+    for _ in range(n):
+        body = (
+            one(0)
+            if rng.random() < 0.5
+            else {"items": [one(i) for i in range(rng.randint(1, batch))]}
+        )
+        out.append(orjson.dumps(body))
+    return out
 
 
 HEADER = (
@@ -106,19 +88,20 @@ HEADER = (
 )
 
 
-def _row(t: float, w: Window, every: float, router: Proc) -> str:
+def _row(t: float, w: Window, every: float, router: Server) -> str:
     lat = [x * 1000 for x in w.latencies]
-    errors = sum(v for k, v in w.statuses.items() if k != "200")
-    detail = ", ".join(f"{k}: {v}" for k, v in sorted(w.statuses.items()) if k != "200")
+    p50, p99 = report.pct(lat, 0.5), report.pct(lat, 0.99)
+    errors = sum(w.statuses.values())
+    detail = ", ".join(f"{k}: {v}" for k, v in sorted(w.statuses.items()))
     return (
-        f"| {t:5.0f} | {len(lat) / every:6.1f} | {w.items / every:7.1f} | {_pct(lat, 0.5):6.1f} "
-        f"| {_pct(lat, 0.99):6.1f} | {max(lat, default=0):6.1f} | {errors}"
-        f"{' (' + detail + ')' if detail else ''} | {router.rss_kib() / 1024:6.1f} "
-        f"| {_fds(router.pid)} |"
+        f"| {t:5.0f} | {len(lat) / every:6.1f} | {w.items / every:7.1f} "
+        f"| {p50:6.1f} | {p99:6.1f} | {max(lat, default=0):6.1f} "
+        f"| {errors}{' (' + detail + ')' if detail else ''} | {router.rss_kib() / 1024:6.1f} "
+        f"| {router.fds()} |"
     )
 
 
-async def _chaos(engines: list[Proc], tmp: Path, latency: float, every: float, stop: float) -> None:
+async def _chaos(engines: list[Server], latency: float, every: float, stop: float) -> None:
     """kill -9 one engine every ``every`` seconds and bring it back on the same port."""
     turn = 0
     while time.monotonic() + every < stop:
@@ -128,42 +111,45 @@ async def _chaos(engines: list[Proc], tmp: Path, latency: float, every: float, s
         engines[i].kill9()
         print(f"  chaos: kill -9 engine {i} ({engines[i].url})", file=sys.stderr)
         await asyncio.sleep(1.0)
-        engines[i] = await asyncio.to_thread(start_engine, tmp, port=port, latency=latency)
+        engines[i] = fake_engine(port, latency, engines[i].log.parent)
+        await asyncio.to_thread(engines[i].wait_ready)
         turn += 1
 
 
 async def soak(args: argparse.Namespace, tmp: Path) -> None:
-    engines = [start_engine(tmp, latency=args.latency) for _ in range(args.engines)]
+    engines = [fake_engine(free_port(), args.latency, tmp) for _ in range(args.engines)]
     env = {"EDITJUDGE_LOG_LEVEL": "warning", "EDITJUDGE_HEALTH_INTERVAL_S": "1"}
-    router = start_router(tmp, [e.url for e in engines], env=env)
+    router = start_router([e.url for e in engines], free_port(), env, tmp / "router.log")
     try:
-        images = _images(8, args.image_side)
+        for e in engines:
+            e.wait_ready()
+        router.wait_ready("/ready")
+        source = BodySource(bodies(_images(8, args.image_side), args.batch))
+        job = loadgen.Job(
+            (router.url + "/score",),
+            source,
+            concurrency=args.concurrency,
+            duration_s=args.minutes * 60,
+            timeout_s=120,
+        )
+        state = {"window": Window()}
+        worker = loadgen.Worker(job, 0, lambda s, d, r: state["window"].add(s, d, r))
         start = time.monotonic()
         stop = start + args.minutes * 60
-        state = {"window": Window()}
-        limits = httpx.Limits(max_connections=args.concurrency)
-        async with httpx.AsyncClient(base_url=router.url, timeout=120, limits=limits) as client:
-            tasks = [
-                asyncio.create_task(_worker(client, i, images, args.batch, stop, state))
-                for i in range(args.concurrency)
-            ]
-            if args.chaos:
-                tasks.append(
-                    asyncio.create_task(_chaos(engines, tmp, args.latency, args.chaos, stop))
-                )
-            print(
-                f"soak: {args.minutes} min, {args.engines} fake engines ({args.latency * 1000:.0f}"
-                f" ms/call), {args.concurrency} clients, batches up to {args.batch},"
-                f" {args.image_side}px PNGs, chaos every {args.chaos or '-'} s\n"
-            )
-            print(HEADER)
-            rows = []
-            while time.monotonic() < stop:
-                await asyncio.sleep(min(args.every, max(0.0, stop - time.monotonic())))
-                window, state["window"] = state["window"], Window()
-                rows.append(_row(time.monotonic() - start, window, args.every, router))
-                print(rows[-1], flush=True)
-            await asyncio.gather(*tasks)
+        tasks: list[asyncio.Task[object]] = [asyncio.create_task(worker.run(start))]
+        if args.chaos:
+            tasks.append(asyncio.create_task(_chaos(engines, args.latency, args.chaos, stop)))
+        print(
+            f"soak: {args.minutes} min, {args.engines} fake engines ({args.latency * 1000:.0f}"
+            f" ms/call), {args.concurrency} clients, batches up to {args.batch},"
+            f" {args.image_side}px PNGs, chaos every {args.chaos or '-'} s\n"
+        )
+        print(HEADER)
+        while time.monotonic() < stop:
+            await asyncio.sleep(min(args.every, max(0.0, stop - time.monotonic())))
+            window, state["window"] = state["window"], Window()
+            print(_row(time.monotonic() - start, window, args.every, router), flush=True)
+        await asyncio.gather(*tasks)
     finally:
         router.kill9()
         for e in engines:
@@ -182,7 +168,7 @@ def main() -> None:
     parser.add_argument("--chaos", type=float, default=0.0, help="kill -9 an engine every S s")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="editjudge-soak-") as tmp:
-        asyncio.run(soak(args, Path(tmp)))
+        loadgen.run_loop(soak(args, Path(tmp)))
 
 
 if __name__ == "__main__":

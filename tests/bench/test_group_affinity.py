@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import group_affinity, group_load
+from bench import group_affinity, report
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +82,10 @@ def test_engine_urls_may_be_comma_separated() -> None:
 
 
 def test_bench_table_renders_missing_values() -> None:
+    # The table is markdown now (it was fixed-width text): one cell per column, "-" when missing.
     row = {"route": "group", "policy": "affinity", "items_per_s": 1.5, "errors": 0}
-    line = group_load.format_row(row)
-    assert line.split()[:3] == ["group", "affinity", "1.50"] and "-" in line
-    assert len(group_load.HEADER.split()) == len(group_load.COLUMNS)
+    head, rule, line = report.md_table(report.GROUP_COLUMNS, [row])
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:3] == ["group", "affinity", "1.50"] and "-" in cells
+    assert len(cells) == len(head.strip("|").split("|")) == len(report.GROUP_COLUMNS)
+    assert rule.count("---") == len(report.GROUP_COLUMNS)

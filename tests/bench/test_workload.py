@@ -1,4 +1,4 @@
-"""The overhead benchmark's workload: every request a valid, never-repeated pair of JPEGs."""
+"""The benchmarks' workloads: every request a valid, never-repeated pair of JPEGs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import orjson
 from PIL import Image
 
-from bench.overhead.workload import GROUP, Bodies, chat_template, score_template
+from bench.workload import GROUP, TemplateSource, chat_template, score_template
 
 
 def _images(body: bytes) -> tuple[bytes, bytes]:
@@ -22,7 +22,7 @@ def _images(body: bytes) -> tuple[bytes, bytes]:
 
 
 def test_bodies_carry_valid_unique_jpegs_with_shared_sources() -> None:
-    bodies = Bodies(chat_template(), seed=1)
+    bodies = TemplateSource(chat_template(), b"choices", seed=1)
     pairs = [_images(bodies.body(i)) for i in range(2 * GROUP)]
     for source, edited in pairs[:3]:
         for raw in (source, edited):
@@ -37,6 +37,7 @@ def test_bodies_carry_valid_unique_jpegs_with_shared_sources() -> None:
 
 
 def test_score_bodies_name_the_protocol_and_differ_per_seed() -> None:
-    a, b = Bodies(score_template("single"), seed=1), Bodies(score_template("single"), seed=2)
+    template = score_template("single")
+    a, b = TemplateSource(template, b"ok", seed=1), TemplateSource(template, b"ok", seed=2)
     assert orjson.loads(a.body(0))["protocol"] == "single"
     assert _images(a.body(0))[1] != _images(b.body(0))[1]

@@ -1,0 +1,281 @@
+"""The user's path on GPUs with shipped defaults (issue 13): ``editjudge serve`` and ``editjudge
+score`` as a user types them, reporting how many replies parsed, not only how fast they came.
+
+One serve start feeds both phases (a large model's engines take minutes of a 10-minute device call
+to start), in this order:
+
+userpath  ``editjudge serve --gpus all --model DIR -- --load-format dummy``: no other engine flag
+          and no ``EDITJUDGE_*`` setting. While the engines start, pairs of 1024x1024 JPEGs are
+          written (each edit with its own source; disjoint between runs, so that no run warms
+          another's caches). After a short warm-up, ``editjudge score INPUT -o OUT --server URL``
+          with the CLI's defaults scores 900 pairs (``userpath-N``); then a second router
+          (``editjudge router``, defaults, ``EDITJUDGE_BACKENDS`` = engine 0 only) 300 pairs
+          (``userpath-1``). Scaling efficiency = items/s(N) / (N x items/s(1)).
+curve     the same launcher's router, ``editjudge score --batch-size 16 --concurrency K/16`` for K
+          items in flight (64 ... 1024): items/s and GPU busy % per point.
+
+Every run records wall time, items/s (and the steady rate between 10% and 90% of the items), what
+parsed and the error codes of the rest, GPU busy % and peak memory per GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import gpu_watch
+from bench.images import write_pairs
+from bench.procs import Server, child_env, free_port, log, router, stop_serve
+from bench.report import Recorder
+from bench.score_cli import run_score
+
+PHASES = ("userpath", "curve")
+LAUNCHER_DEFAULTS = {"--port": "8000", "--engine-base-port": "8001", "--vllm-cmd": "vllm serve"}
+WHY_EXTRA = "vLLM on the CPU needs them (given with --cpu-engine-args)"
+
+
+def serve_command(args: argparse.Namespace) -> list[str]:
+    """``editjudge serve`` as the user types it; the options a run changes, only if it does."""
+    gpus = "all" if args.gpus == "all" else ",".join(str(i) for i in range(int(args.gpus)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "editjudge",
+        "serve",
+        "--gpus",
+        gpus,
+        "--model",
+        str(args.model_dir),
+    ]
+    for option, value in (
+        ("--port", str(args.port)),
+        ("--engine-base-port", str(args.engine_base_port)),
+        ("--vllm-cmd", args.vllm_cmd),
+    ):
+        if value != LAUNCHER_DEFAULTS[option]:
+            cmd += [option, value]
+    return [*cmd, "--", "--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
+
+
+def wait_all_healthy(serve: Server, timeout_s: float) -> list[str]:
+    """Wait until the router is ready and reports every engine healthy; the engines' URLs."""
+    deadline = time.monotonic() + timeout_s
+    serve.wait_ready("/ready", timeout_s)
+    while time.monotonic() < deadline:
+        if serve.proc.poll() is not None:
+            raise RuntimeError(
+                f"editjudge serve exited with {serve.proc.returncode}: {serve.tail()}"
+            )
+        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+            cap = httpx.get(f"{serve.url}/info", timeout=5).json()["capacity"]
+            if cap["backends"] and cap["healthy_backends"] == cap["backends"]:
+                backends = httpx.get(f"{serve.url}/backends", timeout=5).json()
+                return sorted(b["url"] for b in backends)
+        time.sleep(1)
+    raise TimeoutError(f"not every engine healthy after {timeout_s:g}s:\n{serve.tail()}")
+
+
+def pair_sets(args: argparse.Namespace, phases: list[str]) -> dict[str, tuple[int, int]]:
+    """Name -> (first pair, pairs) of every run the phases make; the ranges never overlap."""
+    sets = {"warmup": (0, args.warmup_pairs)}
+    if "userpath" in phases:
+        sets["userpath-N"] = (100_000, args.userpath_pairs)
+        sets["userpath-1"] = (200_000, args.one_engine_pairs)
+    if "curve" in phases:
+        for k, in_flight in enumerate(args.curve_inflight):
+            sets[f"curve-{in_flight}"] = (1_000_000 * (k + 1), max(args.curve_items, 2 * in_flight))
+    return sets
+
+
+def pairs_folder(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.work, "pairs", f"{name}-{args.image_side}px")
+
+
+def measure(
+    args: argparse.Namespace,
+    name: str,
+    input_file: Path,
+    url: str,
+    options: Sequence[str] = (),
+    **facts: Any,
+) -> dict[str, Any]:
+    """One ``editjudge score`` run with nvidia-smi sampling around it."""
+    work = args.work
+    with gpu_watch.Sampler(work / f"gpu-{name}.csv") as sampler:
+        run = run_score(input_file, work / f"{name}.jsonl", url, [*options], work / f"{name}.log")
+    result = {"name": name, **facts, **run.summary()}
+    steady = run.window()
+    result["gpu_busy_pct"] = sampler.busy()
+    result["gpu_busy_pct_steady"] = sampler.busy(steady[0], steady[1]) if steady else None
+    result["gpu_mem_peak_mib"] = sampler.peak_memory()
+    log(
+        f"{name}: {result['items']} items in {result['seconds']}s = {result['items_per_s']}/s "
+        f"(steady {result['steady_items_per_s']}), {result['ok']} parsed, errors "
+        f"{result['errors'] or 0}, busy {result['gpu_busy_pct']}, {result['cli_plan']}"
+    )
+    return result
+
+
+@contextlib.contextmanager
+def default_router(backend: str, args: argparse.Namespace, tag: str) -> Iterator[str]:
+    """``editjudge router`` with its defaults in front of ``backend`` alone, on another port."""
+    server = router([backend], free_port(), {}, args.work / f"router-{tag}.log")
+    try:
+        server.wait_ready("/ready", 120)
+        yield server.url
+    finally:
+        server.stop(signal.SIGINT, 60)
+
+
+def phase_userpath(
+    args: argparse.Namespace, url: str, engines: list[str], inputs: dict[str, Path], rec: Recorder
+) -> None:
+    n = len(engines)
+    facts = {"kind": "userpath", "image_side": args.image_side, "client": "editjudge score"}
+    routed = "editjudge serve (the launcher's router)"
+    big = rec.add(
+        measure(args, f"userpath-{n}", inputs["userpath-N"], url, engines=n, router=routed, **facts)
+    )
+    if n < 2:
+        rec.note(scaling_efficiency=None, why_no_one_engine_run="one engine: userpath-N is it")
+        return
+    with default_router(engines[0], args, "one-engine") as one:
+        routed = f"editjudge router, defaults, {engines[0]} only"
+        small = rec.add(
+            measure(
+                args, "userpath-1", inputs["userpath-1"], one, engines=1, router=routed, **facts
+            )
+        )
+    efficiency = {}
+    for key in ("items_per_s", "steady_items_per_s"):
+        n_rate, one_rate = big.get(key), small.get(key)
+        efficiency[key] = round(n_rate / (n * one_rate), 3) if n_rate and one_rate else None
+    rec.note(scaling_efficiency=efficiency)
+
+
+def phase_curve(
+    args: argparse.Namespace, url: str, engines: list[str], inputs: dict[str, Path], rec: Recorder
+) -> None:
+    for k in args.curve_inflight:
+        options = ["--batch-size", "16", "--concurrency", str(max(1, k // 16))]
+        rec.add(
+            measure(
+                args,
+                f"curve-{k}",
+                inputs[f"curve-{k}"],
+                url,
+                options,
+                kind="curve",
+                engines=len(engines),
+                image_side=args.image_side,
+            )
+        )
+
+
+def through_router(args: argparse.Namespace, engine: str, n: int, rec: Recorder) -> None:
+    """The user path's ``userpath-N`` workload through ``editjudge router`` (defaults) in front of
+    one endpoint that stands for ``n`` GPUs (``vllm serve --data-parallel-size n``), with the
+    in-flight items editjudge's router suggests for ``n`` engines (``--concurrency``: for one
+    backend it would suggest a single engine's share)."""
+    first, count = pair_sets(args, ["userpath"])["userpath-N"]
+    pairs = write_pairs(pairs_folder(args, "userpath-N"), first, count, args.image_side)
+    with default_router(engine, args, "dp") as url:
+        one_backend = httpx.get(f"{url}/info", timeout=10).json()["capacity"]
+        conc = -(-n * one_backend["suggested_items_in_flight"] // 16)
+        options = ["--batch-size", "16", "--concurrency", str(conc)]
+        routed = f"editjudge router, defaults, in front of {engine}"
+        rec.add(
+            measure(
+                args,
+                f"dp-userpath-{n}",
+                pairs,
+                url,
+                options,
+                kind="userpath",
+                engines=n,
+                image_side=args.image_side,
+                router=routed,
+            )
+        )
+
+
+@dataclass
+class Started:
+    """A serve whose engines are all healthy, and the pair files of every run."""
+
+    serve: Server
+    engines: list[str]
+    inputs: dict[str, Path]
+
+
+def start(args: argparse.Namespace, phases: list[str], facts: dict[str, Any]) -> Started:
+    """Start ``editjudge serve``, write the pairs while its engines start, wait for all of them,
+    warm up; what was learnt goes into ``facts``."""
+    t0 = time.monotonic()
+    serve = Server(
+        "editjudge serve",
+        facts["serve_command"],
+        f"http://127.0.0.1:{args.port}",
+        log=args.work / "serve.log",
+    )
+    try:
+        sets = pair_sets(args, phases)
+        side = args.image_side
+        inputs = {k: write_pairs(pairs_folder(args, k), a, n, side) for k, (a, n) in sets.items()}
+        log(f"wrote {sum(n for _, n in sets.values())} pairs in {time.monotonic() - t0:.0f}s")
+        engines = wait_all_healthy(serve, args.start_timeout)
+        facts["serve_ready_s"] = round(time.monotonic() - t0, 1)
+        facts["gpu_mem_after_start_mib"] = gpu_watch.memory_used()
+        facts["router_info"] = httpx.get(f"{serve.url}/info", timeout=10).json()
+        log(
+            f"editjudge serve: {len(engines)} engines healthy {facts['serve_ready_s']}s after start"
+        )
+        facts["warmup"] = measure(args, "warmup", inputs["warmup"], serve.url, kind="warmup")
+        return Started(serve, engines, inputs)
+    except BaseException:
+        facts["serve_log_tail"] = serve.tail()
+        stop_serve(serve)
+        raise
+
+
+def session(args: argparse.Namespace, meta: dict[str, Any], phases: list[str]) -> None:
+    """Start ``editjudge serve`` once, run the user-path ``phases`` on it in order, stop it."""
+    recs = {p: Recorder(args.out, p, meta) for p in phases}
+    facts: dict[str, Any] = {
+        "serve_command": serve_command(args),
+        "serve_editjudge_env": sorted(k for k in child_env() if k.startswith("EDITJUDGE_")),
+        "engine_args_beyond_defaults": shlex.split(args.cpu_engine_args),
+        "why_extra_args": WHY_EXTRA if args.cpu_engine_args else None,
+    }
+    if args.cpu_engine_args:
+        log(f"NOT the user path for the engines: extra arguments {args.cpu_engine_args}")
+        log(f"  ({WHY_EXTRA})")
+    try:
+        started = start(args, phases, facts)
+    except Exception as exc:
+        for rec in recs.values():
+            rec.note(**facts)
+            rec.fail(exc)
+        return
+    try:
+        for name, phase in (("userpath", phase_userpath), ("curve", phase_curve)):
+            if name not in recs:
+                continue
+            recs[name].note(**facts)
+            try:
+                phase(args, started.serve.url, started.engines, started.inputs, recs[name])
+            except Exception as exc:
+                log(f"phase {name} failed: {exc!r}")
+                recs[name].fail(exc)
+    finally:
+        stop_serve(started.serve)

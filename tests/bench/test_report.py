@@ -1,0 +1,117 @@
+"""The report: numbers from outcomes, and the GPU phase files as tables that name their card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench import report
+from bench.loadgen import Outcome, Reply
+from bench.score_cli import ScoreRun
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "gpu-h100x4-2026-11-27"
+
+
+def test_tally_counts_items_and_keeps_zero_counters() -> None:
+    a, b = Outcome(first=10.0, last=12.0), Outcome(first=10.5, last=14.0)
+    a.add(Reply((("e1", "ok"), ("e1", "ok")), {"cached": 0}), 0.5)
+    mixed = (("e2", "ok"), ("e1", "ok"), ("e1", "parse_error"))
+    b.add(Reply(mixed, {"cached": 0}, "bad json"), 1.5)
+    t = report.tally([a, b])
+    assert (t["items"], t["ok"], t["errors"]) == (5, 4, {"parse_error": 1})
+    assert t["seconds"] == 4.0 and t["items_per_s"] == 1.25
+    assert t["share"] == {"e1": 0.75, "e2": 0.25}
+    assert t["counters"] == {"cached": 0}  # a zero sum is still reported
+    assert t["group_locality"] == 0.5 and t["error_sample"] == "bad json"
+    assert t["p50_s"] == 0.5  # only requests whose items all parsed carry a latency
+
+
+def test_committed_results_still_render_with_their_card(tmp_path: Path) -> None:
+    for name in ("dp", "placement", "hf"):
+        shutil.copy(RESULTS / f"{name}.json", tmp_path)
+    text = report.render(tmp_path)
+    assert "**Load generator runs**: card 4x NVIDIA H100 80GB HBM3" in text
+    assert "| dp-4 | 1 | 256 | 65.23 |" in text and "router-4-unpinned" in text
+
+
+def userpath_phase(engine_args: list[str]) -> dict[str, object]:
+    def run(
+        name: str, engines: int, ips: float, ok: int, errors: dict[str, int]
+    ) -> dict[str, object]:
+        return {"name": name, "kind": "userpath", "engines": engines, "in_flight": 32 * engines,
+                "items": ok + sum(errors.values()), "seconds": 10.0, "items_per_s": ips,
+                "steady_items_per_s": ips, "ok": ok, "parse_rate": ok / (ok + sum(errors.values())),
+                "errors": errors, "gpu_busy_pct": {"0": 80.0, "1": 70.5},
+                "gpu_mem_peak_mib": {"0": 2048, "1": 1024}}  # fmt: skip
+
+    return {
+        "phase": "userpath", "card": "2x Test GPU", "model": "/m (Arch)", "commit": "abc",
+        "serve_command": ["editjudge", "serve", "--gpus", "all", "--", "--load-format", "dummy"],
+        "engine_args_beyond_defaults": engine_args, "why_extra_args": "CPU",
+        "runs": [run("userpath-2", 2, 30.0, 890, {"truncated_reply": 10}),
+                 run("userpath-1", 1, 20.0, 300, {})],
+    }  # fmt: skip
+
+
+def test_userpath_table_says_what_parsed_and_the_scaling(tmp_path: Path) -> None:
+    (tmp_path / "userpath.json").write_text(json.dumps(userpath_phase([])))
+    curve = {"phase": "curve", "card": "2x Test GPU", "model": "/m (Arch)", "commit": "abc",
+             "runs": [{"name": "curve-64", "kind": "curve", "in_flight": 64, "items": 128,
+                       "items_per_s": 12.5, "ok": 128, "parse_rate": 1.0, "errors": {},
+                       "gpu_busy_pct": {"0": 50.0}}]}  # fmt: skip
+    (tmp_path / "curve.json").write_text(json.dumps(curve))
+    text = report.render(tmp_path)
+    assert (
+        "**User path: editjudge serve + editjudge score, shipped defaults**: card 2x Test GPU"
+        in text
+    )
+    assert (
+        "| userpath-2 | 2 | 64 | 900 | 10.0 | 30.0 | 30.0 | 890 (98.9%) | truncated_reply 10 "
+        "| 80/70 | 2.0/1.0 |" in text
+    )
+    assert "scaling efficiency items/s(N) / (N x items/s(1)) = 0.75" in text
+    assert "**In-flight curve" in text and "| 64 | 128 | 12.5 | - | 50 | 128 (100.0%) | 0 |" in text
+    assert (
+        "NOT the user path" not in text
+        and "`editjudge serve --gpus all -- --load-format dummy`" in text
+    )
+
+
+def test_extra_engine_arguments_are_called_out(tmp_path: Path) -> None:
+    (tmp_path / "userpath.json").write_text(json.dumps(userpath_phase(["--enforce-eager"])))
+    assert "NOT the user path for the engines: extra engine arguments --enforce-eager" in (
+        report.render(tmp_path)
+    )
+
+
+def test_a_failed_phase_is_shown_not_dropped(tmp_path: Path) -> None:
+    phase = {
+        "phase": "userpath",
+        "card": "c",
+        "error": "TimeoutError: engines not healthy",
+        "runs": [],
+    }
+    (tmp_path / "userpath.json").write_text(json.dumps(phase))
+    assert "userpath (failed) on c: TimeoutError: engines not healthy" in report.render(tmp_path)
+
+
+def test_steady_rate_leaves_out_the_start_and_the_tail() -> None:
+    # 100 results: 10 after 5 s (start-up), then 80 more in 4 s, the last 10 after 10 more s.
+    progress = [(100.0, 0), (105.0, 10), (107.0, 50), (109.0, 90), (119.0, 100)]
+    results = [{"status": "ok"}] * 99 + [
+        {"status": "error", "error": {"code": "x", "message": "m"}}
+    ]
+    run = ScoreRun(
+        ["editjudge"],
+        0,
+        100.0,
+        20.0,
+        progress,
+        results,
+        "4 request(s) of up to 16 items in flight: ...",
+    )
+    s = run.summary()
+    assert s["steady_items_per_s"] == 20.0 and s["items_per_s"] == 5.0
+    assert (s["ok"], s["errors"], s["parse_rate"], s["in_flight"]) == (99, {"x": 1}, 0.99, 64)
+    assert s["first_result_s"] == 5.0 and s["error_samples"]["x"].startswith("m")

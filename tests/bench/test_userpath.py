@@ -1,0 +1,97 @@
+"""The GPU benchmark's user-path phases, end to end on the CPU with fake engines: the user's own
+``editjudge serve`` and ``editjudge score``, shipped defaults, results written after every run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import gpu_bench, report
+from bench.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_userpath_and_curve_run_the_users_commands_with_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A setting in the benchmark's own environment must not reach serve or score: if this one
+    # did, the router would suggest 4 items in flight instead of 128.
+    monkeypatch.setenv("EDITJUDGE_START_IN_FLIGHT_PER_BACKEND", "1")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["userpath", "curve", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
+    argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
+    argv += ["--engine-base-port", str(free_port()), "--image-side", "48"]
+    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    argv += ["--userpath-pairs", "24", "--one-engine-pairs", "8", "--warmup-pairs", "2"]
+    argv += ["--curve-inflight", "16,32", "--curve-items", "4"]
+    assert gpu_bench.main(argv) == 0
+
+    assert sorted(p.name for p in out.iterdir()) == ["curve.json", "userpath.json"]
+    phase = json.loads((out / "userpath.json").read_text())
+    assert "error" not in phase, phase.get("error")
+    assert (phase["commit"], phase["model"]) == ("test", f"{model} (TinyVL)")
+    assert phase["card"] == "no GPU (CPU run)"
+    flags = phase["serve_command"][phase["serve_command"].index("serve") + 1 :]
+    assert flags[flags.index("--") :] == ["--", "--load-format", "dummy"]  # no other engine flag
+    assert phase["serve_editjudge_env"] == [] and phase["engine_args_beyond_defaults"] == []
+    assert phase["warmup"]["ok"] == 2
+    runs = {r["name"]: r for r in phase["runs"]}
+    assert list(runs) == ["userpath-2", "userpath-1"]
+    # The router suggests twice its engines' start windows (32 requests each).
+    for name, pairs, in_flight in (("userpath-2", 24, 128), ("userpath-1", 8, 64)):
+        run = runs[name]
+        assert run["command"][-2:] == ["--server", run["command"][-1]]  # CLI defaults only
+        assert (run["items"], run["ok"], run["errors"], run["parse_rate"]) == (
+            pairs,
+            pairs,
+            {},
+            1.0,
+        )
+        assert run["in_flight"] == in_flight and run["rc"] == 0 and run["items_per_s"] > 0
+        assert run["gpu_busy_pct"] is None  # no nvidia-smi here: no made-up number
+    efficiency = runs["userpath-2"]["items_per_s"] / (2 * runs["userpath-1"]["items_per_s"])
+    assert phase["scaling_efficiency"]["items_per_s"] == pytest.approx(efficiency, abs=1e-3)
+
+    curve = json.loads((out / "curve.json").read_text())
+    points = [(r["name"], r["in_flight"], r["items"], r["ok"]) for r in curve["runs"]]
+    assert points == [("curve-16", 16, 32, 32), ("curve-32", 32, 64, 64)]
+    assert curve["runs"][0]["command"][-4:] == ["--batch-size", "16", "--concurrency", "1"]
+
+    text = report.render(out)
+    assert text.count("card no GPU (CPU run)") == 2 and "| userpath-2 | 2 | 128 | 24 |" in text
+
+
+def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path: Path) -> None:
+    # fake_vllm takes --data-parallel-size and serves as one endpoint, like vLLM's own DP.
+    argv = ["dp", "--model-dir", str(tmp_path), "--gpus", "2", "--out", str(tmp_path / "o")]
+    argv += ["--work", str(tmp_path / "w"), "--engine-base-port", str(free_port())]
+    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    argv += ["--image-side", "32", "--userpath-pairs", "20"]
+    assert gpu_bench.main(argv) == 0
+    phase = json.loads((tmp_path / "o" / "dp.json").read_text())
+    assert "error" not in phase, phase.get("error")
+    assert (
+        "--data-parallel-size" in phase["dp_command"]
+        and "--max-model-len" not in phase["dp_command"]
+    )
+    (run,) = phase["runs"]
+    assert (run["name"], run["kind"], run["engines"]) == ("dp-userpath-2", "userpath", 2)
+    assert run["in_flight"] == 128 and (run["items"], run["ok"]) == (20, 20)  # as for 2 engines
+
+
+def test_a_serve_that_cannot_start_is_recorded(tmp_path: Path) -> None:
+    argv = ["userpath", "--model-dir", str(tmp_path), "--gpus", "1", "--out", str(tmp_path / "o")]
+    argv += ["--work", str(tmp_path / "w"), "--port", str(free_port()), "--image-side", "16"]
+    argv += ["--vllm-cmd", str(tmp_path / "no-such-vllm"), "--userpath-pairs", "1"]
+    argv += ["--warmup-pairs", "1", "--start-timeout", "60"]
+    assert gpu_bench.main(argv) == 0
+    phase = json.loads((tmp_path / "o" / "userpath.json").read_text())
+    assert "editjudge serve exited with 1" in phase["error"] and phase["runs"] == []
+    assert "cannot start the engine command" in phase["serve_log_tail"]
