@@ -7,6 +7,8 @@ selected by ``EDITJUDGE_HTTP_CLIENT``; both map failures onto :mod:`editjudge.se
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +32,21 @@ class ChatReply:
     cached_tokens: int | None
 
 
+@dataclass(frozen=True)
+class HealthCheck:
+    """The outcome of one ``GET /health``: passed, or why not (``HTTP 503``, ``timed out after
+    5s``, ``connection refused``, ``unknown host (...)``)."""
+
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+HEALTHY = HealthCheck()
+
+
 class EngineClient(Protocol):
     """Transport-independent calls to a vLLM server at ``base_url``."""
 
@@ -37,7 +54,9 @@ class EngineClient(Protocol):
 
     async def get_json(self, url: str, timeout: float) -> Any: ...
 
-    async def get_ok(self, url: str, timeout: float) -> bool: ...
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
+        """``GET url``: healthy on 200; never raises for a network failure or another status."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -76,6 +95,25 @@ def _top_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
     ]
 
 
+def why_unreachable(exc: BaseException) -> str:
+    """A short reason for a failed connection, found along the exception's causes: ``connection
+    refused``, ``unknown host (...)``, ``no route to host``..., else the error's own text."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"unknown host ({cause.strerror})"
+        if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
+def _status_check(status: int) -> HealthCheck:
+    return HEALTHY if status == 200 else HealthCheck(f"HTTP {status}")
+
+
 def _backend_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
@@ -111,13 +149,15 @@ class AiohttpEngineClient:
     async def get_json(self, url: str, timeout: float) -> Any:
         return await self._request("GET", url, None, timeout)
 
-    async def get_ok(self, url: str, timeout: float) -> bool:
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
         try:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
-                return r.status == 200
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
+                return _status_check(r.status)
+        except TimeoutError:  # before OSError, of which it is one
+            return HealthCheck(f"timed out after {timeout:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return HealthCheck(why_unreachable(exc))
 
     async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
         try:
@@ -133,7 +173,9 @@ class AiohttpEngineClient:
         except TimeoutError:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+            raise BackendUnavailable(
+                f"cannot reach backend: {why_unreachable(exc)}", _backend_of(url)
+            ) from None
         return _check(url, status, raw)
 
     async def aclose(self) -> None:
@@ -155,12 +197,14 @@ class HttpxEngineClient:
     async def get_json(self, url: str, timeout: float) -> Any:
         return await self._request("GET", url, None, timeout)
 
-    async def get_ok(self, url: str, timeout: float) -> bool:
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
         try:
             r = await self._client.get(url, timeout=timeout)
-            return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        except httpx.TimeoutException:
+            return HealthCheck(f"timed out after {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return HealthCheck(why_unreachable(exc))
+        return _status_check(r.status_code)
 
     async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
         try:
@@ -174,7 +218,9 @@ class HttpxEngineClient:
         except httpx.TimeoutException:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+            raise BackendUnavailable(
+                f"cannot reach backend: {why_unreachable(exc)}", _backend_of(url)
+            ) from None
         return _check(url, r.status_code, r.content)
 
     async def aclose(self) -> None:

@@ -8,6 +8,11 @@ request is let through as a probe. While no backend at all is fit, work waits at
 ``no_backend_wait_s`` for one to return, then fails with ``no_healthy_backend`` instead of holding
 the caller until its deadline. Choosing among eligible backends is delegated to
 :mod:`editjudge.server.policy`.
+
+Logs say when a backend changes state, once, with the reason: unhealthy (the health check's HTTP
+status, timeout or connection error, or a request that could not reach it), healthy (again),
+circuit open (after how many failures, and the last one) and circuit closed. A probe that changes
+nothing logs nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from . import policy
-from .engine import EngineClient
+from .engine import EngineClient, HealthCheck
 from .errors import BackendError, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
 
 log = logging.getLogger("editjudge.pool")
@@ -43,6 +48,9 @@ class Backend:
     open_until: float = 0.0  # circuit open until this monotonic time; 0 = closed
     probing: bool = False  # a half-open probe is in flight
     latency_ewma_s: float | None = None
+    checked: bool = False  # an active health check has had its say (the first one always logs)
+    down_since: float | None = None  # when it was last marked unhealthy; None while healthy
+    circuit_logged: bool = False  # its circuit's opening was logged, so its closing will be
 
     def circuit(self, now: float) -> str:
         if self.open_until == 0.0:
@@ -186,9 +194,9 @@ class BackendPool:
     def record_success(self, backend: Backend, latency_s: float) -> None:
         backend.served += 1
         backend.consecutive_failures = 0
-        if backend.open_until:
-            log.info("backend %s recovered; circuit closed", backend.url)
-        backend.open_until = 0.0
+        if backend.open_until and backend.circuit_logged:
+            log.info("backend %s circuit closed: a request succeeded again", backend.url)
+        backend.open_until, backend.circuit_logged = 0.0, False
         prev = backend.latency_ewma_s
         backend.latency_ewma_s = latency_s if prev is None else 0.8 * prev + 0.2 * latency_s
 
@@ -202,27 +210,55 @@ class BackendPool:
         if isinstance(error, BackendError) and not error.retryable:
             return
         backend.consecutive_failures += 1
-        now = self._clock()
         if isinstance(error, BackendUnavailable) and backend.healthy:
-            log.warning("backend %s unreachable (%s); marked down", backend.url, error)
-            backend.healthy = False
-        if backend.circuit(now) == "half_open" or (
-            backend.consecutive_failures >= self.config.failure_threshold
-        ):
-            if backend.circuit(now) != "open":
-                log.warning(
-                    "backend %s: circuit opened after %d failures",
-                    backend.url,
-                    backend.consecutive_failures,
-                )
-            backend.open_until = now + self.config.circuit_open_s
+            self._mark_down(backend, f"request failed: {error}")
+        self._maybe_open_circuit(backend, error)
         self._wake()
 
-    def set_health(self, backend: Backend, ok: bool) -> None:
-        if ok != backend.healthy:
-            log.info("backend %s is %s", backend.url, "healthy" if ok else "unhealthy")
-            backend.healthy = ok
-            self._wake()
+    def _maybe_open_circuit(self, backend: Backend, error: Exception) -> None:
+        now = self._clock()
+        state = backend.circuit(now)
+        if state != "half_open" and backend.consecutive_failures < self.config.failure_threshold:
+            return
+        backend.open_until = now + self.config.circuit_open_s
+        # A backend already marked down has had its line; requests that were on their way to it
+        # when it went fail too and open its circuit, which says nothing new.
+        if state == "closed" and backend.healthy:
+            backend.circuit_logged = True
+            log.warning(
+                "backend %s circuit open for %gs: %d consecutive failures, the last: %s",
+                backend.url,
+                self.config.circuit_open_s,
+                backend.consecutive_failures,
+                error,
+            )
+        elif state == "half_open":  # a broken engine would say this every circuit_open_s
+            log.debug("backend %s circuit open again: its probe failed: %s", backend.url, error)
+
+    def set_health(self, backend: Backend, check: HealthCheck) -> None:
+        """Apply an active health check: log and wake waiters only when the state changes."""
+        first, backend.checked = not backend.checked, True
+        if check.ok == backend.healthy and not first:
+            return
+        if check.ok:
+            self._mark_up(backend)
+        else:
+            self._mark_down(backend, f"GET /health: {check.failure}")
+        self._wake()
+
+    def _mark_down(self, backend: Backend, why: str) -> None:
+        log.warning("backend %s unhealthy: %s", backend.url, why)
+        backend.healthy = False
+        backend.down_since = self._clock()
+
+    def _mark_up(self, backend: Backend) -> None:
+        if backend.down_since is None:
+            log.info("backend %s healthy", backend.url)
+        else:
+            down_s = self._clock() - backend.down_since
+            log.info("backend %s healthy again after %.0fs down", backend.url, down_s)
+        backend.healthy = True
+        backend.down_since = None
 
 
 async def health_loop(
@@ -254,11 +290,13 @@ async def check_all(
 ) -> None:
     """One round of active health checks, all backends concurrently."""
     backends = pool.backends
-    results = await asyncio.gather(*(client.get_ok(f"{b.url}/health", timeout) for b in backends))
-    for backend, ok in zip(backends, results, strict=True):
+    checks = await asyncio.gather(
+        *(client.get_health(f"{b.url}/health", timeout) for b in backends)
+    )
+    for backend, check in zip(backends, checks, strict=True):
         was = backend.healthy
-        pool.set_health(backend, ok)
-        if ok and not was and on_healthy is not None:
+        pool.set_health(backend, check)
+        if check.ok and not was and on_healthy is not None:
             outcome = on_healthy(backend)
             if asyncio.iscoroutine(outcome):
                 await outcome
