@@ -17,6 +17,10 @@ log = logging.getLogger("editjudge.launcher")
 
 DEFAULT_VLLM_CMD = "vllm serve"
 RECENT_LINES = 20  # an engine's last output lines, quoted when it is given up
+# Polled by the router every health interval and by Prometheus every scrape: an access-log line
+# each would drown what the engines say about real work. vLLM 0.16 added the flag; for an older
+# one, pass `-- --disable-uvicorn-access-log` instead and it is left out.
+QUIET_ENDPOINTS = "/health,/metrics"
 
 
 @dataclass
@@ -78,8 +82,16 @@ def engine_argv(args: argparse.Namespace, port: int, api_server_count: int) -> l
     if "--enable-prompt-tokens-details" not in args.vllm_args:
         # Lets results report cached prompt tokens (prefix/encoder cache reuse).
         argv.append("--enable-prompt-tokens-details")
+    if not _sets_access_log(args.vllm_args):
+        argv += ["--disable-access-log-for-endpoints", QUIET_ENDPOINTS]
     argv += args.vllm_args
     return argv
+
+
+def _sets_access_log(vllm_args: list[str]) -> bool:
+    """Whether the ``--`` arguments already decide what vLLM's access log shows."""
+    flags = ("--disable-access-log-for-endpoints", "--disable-uvicorn-access-log")
+    return any(a.split("=", 1)[0] in flags for a in vllm_args)
 
 
 def build_engines(

@@ -144,7 +144,10 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     wait_for(lambda: pids_for(log, 0) and pids_for(log, 1), what="both engines started")
     text = log.read_text()
     line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
-    assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
+    assert line and (
+        "'--enable-prompt-tokens-details', '--disable-access-log-for-endpoints', "
+        "'/health,/metrics', '--max-model-len', '2048'" in line.group(1)
+    )
     assert re.search(r"\[GPU 1\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=1", text)
     # the placement plan is logged, and the startup probes are not
     assert re.search(r"GPU 0: cores [\d,-]+, \d+ API server\(s\), \d+ threads per process", text)
