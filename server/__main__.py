@@ -30,6 +30,9 @@ def run(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":
+        # httpx logs each request at INFO: with EDITJUDGE_HTTP_CLIENT=httpx, every health probe.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if not settings.backends and settings.discovery == "static":
         logging.getLogger("editjudge").warning(
             "EDITJUDGE_BACKENDS is empty: the router will answer 503 until backends are set"

@@ -20,13 +20,15 @@ from .cache import make_cache
 from .config import Settings
 from .deps import AppContext
 from .discovery import Change, Discovery, Resolver, from_settings
+from .docs import install_docs
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError, Unauthorized
+from .health import check_all, health_loop
 from .images import ImageLimits
 from .load import load_loop
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
+from .pool import Backend, BackendPool, PoolConfig
 from .protocols import (
     ExpectedScore,
     ProtocolRegistry,
@@ -134,6 +136,45 @@ def create_app(
     ``resolver`` the DNS lookups of discovery (tests); ``protocols`` replaces the built-in
     scoring protocols (benchmarks, embedders with their own protocols)."""
     settings = settings or Settings()
+    app = FastAPI(
+        title="editjudge",
+        version=__version__,
+        lifespan=_lifespan(settings, client, resolver, protocols),
+        description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
+        docs_url=None,  # install_docs serves /docs and /redoc without a CDN
+        redoc_url=None,
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    install_docs(app)
+    _complete_openapi(app)
+    _install_error_handlers(app)
+    routes = paths()
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+
+    def count(route: str, status: int) -> None:
+        ctx: AppContext | None = getattr(app.state, "ctx", None)
+        if ctx is not None:
+            ctx.metrics.requests.labels(route, str(status)).inc()
+
+    app.add_middleware(RequestMetricsMiddleware, count=count, routes=routes)
+    return app
+
+
+def _lifespan(
+    settings: Settings,
+    client: EngineClient | None,
+    resolver: Resolver | None,
+    protocols: Sequence[ScoringProtocol] | None,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: build the context, check every backend, run the background loops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,33 +212,7 @@ def create_app(
             if ctx.scorer.cache is not None:
                 ctx.scorer.cache.close()
 
-    app = FastAPI(
-        title="editjudge",
-        version=__version__,
-        lifespan=lifespan,
-        description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
-    )
-    for router in ROUTERS:
-        app.include_router(router)
-    _complete_openapi(app)
-    _install_error_handlers(app)
-    routes = paths()
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["*"],
-        )
-
-    def count(route: str, status: int) -> None:
-        ctx: AppContext | None = getattr(app.state, "ctx", None)
-        if ctx is not None:
-            ctx.metrics.requests.labels(route, str(status)).inc()
-
-    app.add_middleware(RequestMetricsMiddleware, count=count, routes=routes)
-    return app
+    return lifespan
 
 
 def _discovery(

@@ -7,6 +7,8 @@ selected by ``EDITJUDGE_HTTP_CLIENT``; both map failures onto :mod:`editjudge.se
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +32,21 @@ class ChatReply:
     cached_tokens: int | None
 
 
+@dataclass(frozen=True)
+class HealthCheck:
+    """The outcome of one ``GET /health``: passed, or why not (``HTTP 503``, ``timed out after
+    5s``, ``connection refused``, ``unknown host (...)``)."""
+
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+HEALTHY = HealthCheck()
+
+
 class EngineClient(Protocol):
     """Transport-independent calls to a vLLM server at ``base_url``."""
 
@@ -41,7 +58,9 @@ class EngineClient(Protocol):
         """The body of a 2xx answer (e.g. a metrics page); raises a ``BackendError`` otherwise."""
         ...
 
-    async def get_ok(self, url: str, timeout: float) -> bool: ...
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
+        """``GET url``: healthy on 200; never raises for a network failure or another status."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -78,6 +97,25 @@ def _top_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
         {alt["token"]: float(alt["logprob"]) for alt in tok.get("top_logprobs") or []}
         for tok in logprobs["content"]
     ]
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """A short reason for a failed connection, found along the exception's causes: ``connection
+    refused``, ``unknown host (...)``, ``no route to host``..., else the error's own text."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return f"unknown host ({cause.strerror})"
+        if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
+def _status_check(status: int) -> HealthCheck:
+    return HEALTHY if status == 200 else HealthCheck(f"HTTP {status}")
 
 
 def _backend_of(url: str) -> str:
@@ -124,13 +162,15 @@ class AiohttpEngineClient:
         status, raw = await self._request("GET", url, None, timeout)
         return _ok_body(url, status, raw)
 
-    async def get_ok(self, url: str, timeout: float) -> bool:
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
         try:
             async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
-                return r.status == 200
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            return False
+                return _status_check(r.status)
+        except TimeoutError:  # before OSError, of which it is one
+            return HealthCheck(f"timed out after {timeout:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return HealthCheck(why_unreachable(exc))
 
     async def _request(
         self, method: str, url: str, body: bytes | None, timeout: float
@@ -148,7 +188,9 @@ class AiohttpEngineClient:
         except TimeoutError:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+            raise BackendUnavailable(
+                f"cannot reach backend: {why_unreachable(exc)}", _backend_of(url)
+            ) from None
         return status, raw
 
     async def aclose(self) -> None:
@@ -174,12 +216,14 @@ class HttpxEngineClient:
         status, raw = await self._request("GET", url, None, timeout)
         return _ok_body(url, status, raw)
 
-    async def get_ok(self, url: str, timeout: float) -> bool:
+    async def get_health(self, url: str, timeout: float) -> HealthCheck:
         try:
             r = await self._client.get(url, timeout=timeout)
-            return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        except httpx.TimeoutException:
+            return HealthCheck(f"timed out after {timeout:g}s")
+        except httpx.HTTPError as exc:
+            return HealthCheck(why_unreachable(exc))
+        return _status_check(r.status_code)
 
     async def _request(
         self, method: str, url: str, body: bytes | None, timeout: float
@@ -195,7 +239,9 @@ class HttpxEngineClient:
         except httpx.TimeoutException:
             raise BackendTimeout(f"no reply within {timeout:g}s", _backend_of(url)) from None
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"cannot reach backend: {exc}", _backend_of(url)) from None
+            raise BackendUnavailable(
+                f"cannot reach backend: {why_unreachable(exc)}", _backend_of(url)
+            ) from None
         return r.status_code, r.content
 
     async def aclose(self) -> None:

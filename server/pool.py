@@ -1,18 +1,23 @@
-"""What backends exist and which are fit for traffic: the pool, its health loop, circuit breakers.
+"""What backends exist and which are fit for traffic: the pool, its health, circuit breakers.
 
 A backend takes traffic when its last active health check passed and its circuit is closed (or
-half-open with no probe outstanding). Active checks poll ``GET /health``; passive signals come from
-real traffic: a refused connection marks the backend down at once, and ``failure_threshold``
-consecutive failures of other kinds open the circuit for ``circuit_open_s``, after which a single
-request is let through as a probe. While no backend at all is fit, work waits at most
-``no_backend_wait_s`` for one to return, then fails with ``no_healthy_backend`` instead of holding
-the caller until its deadline. Choosing among eligible backends is delegated to
-:mod:`editjudge.server.policy`.
+half-open with no probe outstanding). Active checks poll ``GET /health``
+(:mod:`editjudge.server.health`); passive signals come from real traffic: a refused connection
+marks the backend down at once, and ``failure_threshold`` consecutive failures of other kinds open
+the circuit for ``circuit_open_s``, after which a single request is let through as a probe. While
+no backend at all is fit, work waits at most ``no_backend_wait_s`` for one to return, then fails
+with ``no_healthy_backend`` instead of holding the caller until its deadline. Choosing among
+eligible backends is delegated to :mod:`editjudge.server.policy`.
 
 Each backend takes at most its *window* of requests; work beyond every window waits here, in a
 :class:`~editjudge.server.fairqueue.FairQueue` (round-robin across requests, in order within one).
 With ``adaptive`` on, :meth:`BackendPool.record_load` steers each window by the engine's own
 queue (:mod:`editjudge.server.window`); otherwise every window is ``max_in_flight``.
+
+Logs say when a backend changes state, once, with the reason: unhealthy (the health check's HTTP
+status, timeout or connection error, or a request that could not reach it), healthy (again),
+circuit open (after how many failures, and the last one) and circuit closed. A probe that changes
+nothing logs nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequenc
 from dataclasses import dataclass
 
 from . import policy
-from .engine import EngineClient
+from .engine import HealthCheck
 from .errors import BackendError, BackendUnavailable, DeadlineExceeded, NoHealthyBackend
 from .fairqueue import CURRENT_FLOW, FairQueue
 from .window import EngineLoad, WindowLimits, next_window
@@ -33,7 +38,6 @@ from .window import EngineLoad, WindowLimits, next_window
 log = logging.getLogger("editjudge.pool")
 
 Clock = Callable[[], float]
-HEALTH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -51,6 +55,9 @@ class Backend:
     latency_ewma_s: float | None = None
     window: int = 64  # requests it may hold
     running: int | None = None  # what the engine last said it runs (None: it does not say)
+    checked: bool = False  # an active health check has had its say (the first one always logs)
+    down_since: float | None = None  # when it was last marked unhealthy; None while healthy
+    circuit_logged: bool = False  # its circuit's opening was logged, so its closing will be
 
     def circuit(self, now: float) -> str:
         if self.open_until == 0.0:
@@ -214,9 +221,9 @@ class BackendPool:
     def record_success(self, backend: Backend, latency_s: float) -> None:
         backend.served += 1
         backend.consecutive_failures = 0
-        if backend.open_until:
-            log.info("backend %s recovered; circuit closed", backend.url)
-        backend.open_until = 0.0
+        if backend.open_until and backend.circuit_logged:
+            log.info("backend %s circuit closed: a request succeeded again", backend.url)
+        backend.open_until, backend.circuit_logged = 0.0, False
         prev = backend.latency_ewma_s
         backend.latency_ewma_s = latency_s if prev is None else 0.8 * prev + 0.2 * latency_s
 
@@ -230,20 +237,9 @@ class BackendPool:
         if isinstance(error, BackendError) and not error.retryable:
             return
         backend.consecutive_failures += 1
-        now = self._clock()
         if isinstance(error, BackendUnavailable) and backend.healthy:
-            log.warning("backend %s unreachable (%s); marked down", backend.url, error)
-            backend.healthy = False
-        if backend.circuit(now) == "half_open" or (
-            backend.consecutive_failures >= self.config.failure_threshold
-        ):
-            if backend.circuit(now) != "open":
-                log.warning(
-                    "backend %s: circuit opened after %d failures",
-                    backend.url,
-                    backend.consecutive_failures,
-                )
-            backend.open_until = now + self.config.circuit_open_s
+            self._mark_down(backend, f"request failed: {error}")
+        self._maybe_open_circuit(backend, error)
         self._wake()
 
     def record_load(self, backend: Backend, running: int | None) -> None:
@@ -260,47 +256,47 @@ class BackendPool:
             if grew > 0:
                 self._wake(grew)
 
-    def set_health(self, backend: Backend, ok: bool) -> None:
-        if ok != backend.healthy:
-            log.info("backend %s is %s", backend.url, "healthy" if ok else "unhealthy")
-            backend.healthy = ok
-            self._wake()
+    def _maybe_open_circuit(self, backend: Backend, error: Exception) -> None:
+        now = self._clock()
+        state = backend.circuit(now)
+        if state != "half_open" and backend.consecutive_failures < self.config.failure_threshold:
+            return
+        backend.open_until = now + self.config.circuit_open_s
+        # A backend already marked down has had its line; requests that were on their way to it
+        # when it went fail too and open its circuit, which says nothing new.
+        if state == "closed" and backend.healthy:
+            backend.circuit_logged = True
+            log.warning(
+                "backend %s circuit open for %gs: %d consecutive failures, the last: %s",
+                backend.url,
+                self.config.circuit_open_s,
+                backend.consecutive_failures,
+                error,
+            )
+        elif state == "half_open":  # a broken engine would say this every circuit_open_s
+            log.debug("backend %s circuit open again: its probe failed: %s", backend.url, error)
 
+    def set_health(self, backend: Backend, check: HealthCheck) -> None:
+        """Apply an active health check: log and wake waiters only when the state changes."""
+        first, backend.checked = not backend.checked, True
+        if check.ok == backend.healthy and not first:
+            return
+        if check.ok:
+            self._mark_up(backend)
+        else:
+            self._mark_down(backend, f"GET /health: {check.failure}")
+        self._wake()
 
-async def health_loop(
-    pool: BackendPool,
-    client: EngineClient,
-    interval_s: float,
-    on_healthy: Callable[[Backend], object] | None = None,
-) -> None:
-    """Poll every backend's ``/health`` forever; call ``on_healthy`` when one becomes healthy.
+    def _mark_down(self, backend: Backend, why: str) -> None:
+        log.warning("backend %s unhealthy: %s", backend.url, why)
+        backend.healthy = False
+        backend.down_since = self._clock()
 
-    The check's timeout does not shrink with the interval: a router busy enough to lag its own
-    event loop by a fraction of a second must not mistake that for its backends being down (a dead
-    engine still shows at once, as a refused connection). A round that fails unexpectedly is logged
-    and the loop goes on, since a dead loop would never bring a backend back.
-    """
-    while True:
-        try:
-            await check_all(pool, client, timeout=HEALTH_TIMEOUT_S, on_healthy=on_healthy)
-        except Exception:
-            log.exception("health check round failed; next round in %gs", interval_s)
-        await asyncio.sleep(interval_s)
-
-
-async def check_all(
-    pool: BackendPool,
-    client: EngineClient,
-    timeout: float,
-    on_healthy: Callable[[Backend], object] | None = None,
-) -> None:
-    """One round of active health checks, all backends concurrently."""
-    backends = pool.backends
-    results = await asyncio.gather(*(client.get_ok(f"{b.url}/health", timeout) for b in backends))
-    for backend, ok in zip(backends, results, strict=True):
-        was = backend.healthy
-        pool.set_health(backend, ok)
-        if ok and not was and on_healthy is not None:
-            outcome = on_healthy(backend)
-            if asyncio.iscoroutine(outcome):
-                await outcome
+    def _mark_up(self, backend: Backend) -> None:
+        if backend.down_since is None:
+            log.info("backend %s healthy", backend.url)
+        else:
+            down_s = self._clock() - backend.down_since
+            log.info("backend %s healthy again after %.0fs down", backend.url, down_s)
+        backend.healthy = True
+        backend.down_since = None

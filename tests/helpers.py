@@ -73,7 +73,8 @@ async def fake_engines(n: int, **knobs: object) -> AsyncIterator[list[tuple[Fake
 @contextlib.asynccontextmanager
 async def router(backends: Sequence[str], **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process (lifespan run), reached through ``httpx.ASGITransport``."""
-    settings = Settings(backends=list(backends), health_interval_s=0.2, **overrides)  # type: ignore[arg-type]
+    knobs = {"health_interval_s": 0.2, **overrides}
+    settings = Settings(backends=list(backends), **knobs)  # type: ignore[arg-type]
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -79,6 +79,8 @@ export TOKENIZERS_PARALLELISM=false
 
 # The JSON-valued flags are assembled here from plain settings: .env and compose defaults cannot
 # hold braces.
+# The health check polls /health and Prometheus scrapes /metrics: their access-log lines would bury
+# the engine's own (vLLM >= 0.16; VLLM_EXTRA_ARGS comes later and wins).
 # shellcheck disable=SC2086 # VLLM_EXTRA_ARGS is meant to split into several arguments
 exec vllm serve "$MODEL" --host 0.0.0.0 --port "$PORT" \
 	--max-model-len "$MAX_MODEL_LEN" \
@@ -88,4 +90,5 @@ exec vllm serve "$MODEL" --host 0.0.0.0 --port "$PORT" \
 	--api-server-count "$API_SERVER_COUNT" \
 	--mm-processor-cache-type shm \
 	--enable-prompt-tokens-details \
+	--disable-access-log-for-endpoints /health,/metrics \
 	${VLLM_EXTRA_ARGS:-} "$@"

@@ -264,6 +264,13 @@ def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
     assert flags["--limit-mm-per-prompt"] == '{"image": 2, "video": 0}'
     assert flags["--mm-processor-kwargs"] == '{"max_pixels": 1003520}'
     assert flags["--gpu-memory-utilization"] == "0.90"
+    # the health check and Prometheus poll these: the engine does not log each time
+    at = argv.index("--disable-access-log-for-endpoints")
+    assert argv[at + 1] == "/health,/metrics"
+    # VLLM_EXTRA_ARGS comes after the script's flags, so the same flag there wins
+    env = {**env_of(svc), "VLLM_EXTRA_ARGS": "--disable-access-log-for-endpoints /metrics"}
+    argv = run_engine(container_argv(svc, ROOT), env, nproc=64).argv
+    assert argv[-2:] == ["--disable-access-log-for-endpoints", "/metrics"]
 
 
 @pytest.mark.parametrize(("gpus", "cores"), [(4, 64), (6, 64), (8, 128), (2, 32)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import select
 import signal
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from tests.helpers import item
-from tests.processes import free_port, wait_until
+from tests.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"
@@ -58,6 +59,28 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:  # t
                 return
         time.sleep(0.1)
     raise AssertionError(f"{what} not met in {timeout:.0f}s")
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral range.
+
+    The engines bind BASE+i some seconds after the launcher starts. Linux gives ``bind(0)`` odd
+    ephemeral ports and ``connect()`` even ones, so BASE from a ``bind(0)`` is safe but BASE+1 is
+    just what the next outgoing loopback connection gets: under load, one run in a dozen saw GPU 1
+    fail with "address already in use" and restart, and the test then found its first pid dead.
+    Below the ephemeral range, only an explicit bind takes a port.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(max(1024, low - 16384), low - count)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
 
 
 def launcher_cmd(port: int, base: int, *options: str) -> list[str]:
@@ -101,7 +124,8 @@ def running(
 
     With ``pipe="stdout"`` its stdout (``"both"``: and its stderr) is a pipe the test reads.
     """
-    port, base = free_port(), free_port()
+    port = free_ports(3)  # the router's, then the two engines'
+    base = port + 1
     log = tmp_path / "launcher.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -144,7 +168,10 @@ def test_serves_scores_with_prefixed_logs(launcher) -> None:  # type: ignore[no-
     wait_for(lambda: pids_for(log, 0) and pids_for(log, 1), what="both engines started")
     text = log.read_text()
     line = re.search(r"\[GPU 0\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=0 extra=(.*)", text)
-    assert line and "'--enable-prompt-tokens-details', '--max-model-len', '2048'" in line.group(1)
+    assert line and (
+        "'--enable-prompt-tokens-details', '--disable-access-log-for-endpoints', "
+        "'/health,/metrics', '--max-model-len', '2048'" in line.group(1)
+    )
     assert re.search(r"\[GPU 1\] fake vllm pid=\d+ child=\d+ port=\d+ cuda=1", text)
     # the placement plan is logged, and the startup probes are not
     assert re.search(r"GPU 0: cores [\d,-]+, \d+ API server\(s\), \d+ threads per process", text)
@@ -248,7 +275,7 @@ def test_engines_survive_a_closed_stdout(tmp_path: Path, closed: str) -> None:
             assert "<stdout> is closed" in text
             assert re.search(r"\[GPU \d\] \{.*\"done\"", text.split("<stdout> is closed")[1])
             assert "fake vllm pid=" not in text  # no restart
-        assert all(alive(p) for p in engines)
+        assert all(alive(p) for p in engines), out
 
         r, took = score_across_sigint(proc, url)
         assert r.status_code == 200, r.text
@@ -265,7 +292,8 @@ def test_an_engine_command_that_cannot_run_fails_at_once(tmp_path: Path, problem
     else:
         program, why = str(tmp_path / "vllm"), "not executable (permission denied)"
         Path(program).write_text("#!/bin/sh\n")  # mode 644
-    cmd = launcher_cmd(free_port(), free_port(), "--vllm-cmd", f"{program} serve")
+    port = free_ports(3)
+    cmd = launcher_cmd(port, port + 1, "--vllm-cmd", f"{program} serve")
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     took = time.monotonic() - t0
@@ -284,7 +312,7 @@ def test_a_router_port_in_use_fails_before_any_engine_starts(tmp_path: Path) -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        cmd = launcher_cmd(port, free_port())
+        cmd = launcher_cmd(port, free_ports(2))
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines()[-1] == (
@@ -294,7 +322,8 @@ def test_a_router_port_in_use_fails_before_any_engine_starts(tmp_path: Path) -> 
 
 
 def test_an_engine_that_keeps_exiting_before_healthy_is_given_up(tmp_path: Path) -> None:
-    cmd = launcher_cmd(free_port(), free_port())  # --max-start-failures: the default, 3
+    port = free_ports(3)
+    cmd = launcher_cmd(port, port + 1)  # --max-start-failures: the default, 3
     env = {**os.environ, "FAKE_VLLM_EXIT": "3"}
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

@@ -11,15 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from editjudge.server.box.launcher import (
-    LINE_LIMIT,
-    Engine,
-    EngineOutput,
-    QuietStreamHandler,
-    cannot_start,
-    describe_exit,
-    pump,
-)
+from editjudge.server.box.engines import Engine
+from editjudge.server.box.output import LINE_LIMIT, EngineOutput, QuietStreamHandler, pump
+from editjudge.server.box.supervisor import cannot_start, describe_exit
 
 
 @pytest.fixture

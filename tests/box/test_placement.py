@@ -73,11 +73,11 @@ def test_topology_from_sysfs(tmp_path: Path) -> None:
 
 
 def test_launcher_sizes_threads_for_the_api_servers_vllm_will_run() -> None:
-    from editjudge.server.box.launcher import _planned_api_servers
+    from editjudge.server.box.engines import planned_api_servers
 
-    assert _planned_api_servers("auto") is None
-    assert _planned_api_servers("0") == 1  # flag omitted: vLLM runs one API server
-    assert _planned_api_servers("3") == 3
+    assert planned_api_servers("auto") is None
+    assert planned_api_servers("0") == 1  # flag omitted: vLLM runs one API server
+    assert planned_api_servers("3") == 3
     assert (
         plan([0], list(range(17)), router_cpus=1, api_server_count=1).engines[0].threads_per_process
         == 8

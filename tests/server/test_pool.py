@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from editjudge.server.engine import HEALTHY, HealthCheck
 from editjudge.server.errors import (
     BackendHTTPError,
     BackendTimeout,
@@ -12,7 +13,8 @@ from editjudge.server.errors import (
     DeadlineExceeded,
     NoHealthyBackend,
 )
-from editjudge.server.pool import BackendPool, PoolConfig, health_loop
+from editjudge.server.health import health_loop
+from editjudge.server.pool import BackendPool, PoolConfig
 
 
 class Clock:
@@ -145,7 +147,7 @@ async def test_waiting_work_proceeds_when_a_backend_returns_within_the_wait() ->
 
     async def comes_back() -> None:
         await asyncio.sleep(0.05)
-        p.set_health(p.backends[0], True)
+        p.set_health(p.backends[0], HEALTHY)
 
     task = asyncio.create_task(comes_back())
     async with p.lease(deadline=time.monotonic() + 60) as b:
@@ -159,12 +161,12 @@ async def test_health_loop_survives_a_failing_round_and_brings_a_backend_back() 
     calls = 0
 
     class FlakyClient:
-        async def get_ok(self, url: str, timeout: float) -> bool:
+        async def get_health(self, url: str, timeout: float) -> HealthCheck:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise RuntimeError("unexpected")
-            return True
+            return HEALTHY
 
     task = asyncio.create_task(health_loop(p, FlakyClient(), 0.01))  # type: ignore[arg-type]
     try:
