@@ -88,7 +88,6 @@ exec vllm serve "$MODEL" --host 0.0.0.0 --port "$PORT" \
 	--mm-processor-kwargs "{\"max_pixels\": $MAX_PIXELS}" \
 	--gpu-memory-utilization "$GPU_MEMORY_UTILIZATION" \
 	--api-server-count "$API_SERVER_COUNT" \
-	--mm-processor-cache-type shm \
 	--enable-prompt-tokens-details \
 	--disable-access-log-for-endpoints /health,/metrics \
 	${VLLM_EXTRA_ARGS:-} "$@"

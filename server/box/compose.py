@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from ..config import Settings
-from . import placement
+from . import defaults, placement
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.26.0"
 PROMETHEUS_IMAGE = "prom/prometheus:v3.7.3"
@@ -52,11 +52,11 @@ ENGINE_COMMENT = """\
 """
 
 ENGINE_ENV = {
-    "MODEL": "${MODEL:-Qwen/Qwen3-VL-30B-A3B-Instruct}",
-    "MAX_MODEL_LEN": "${MAX_MODEL_LEN:-16384}",
-    "IMAGES_PER_PROMPT": "${IMAGES_PER_PROMPT:-2}",
-    "MAX_PIXELS": "${MAX_PIXELS:-1003520}",
-    "GPU_MEMORY_UTILIZATION": "${GPU_MEMORY_UTILIZATION:-0.90}",
+    "MODEL": f"${{MODEL:-{defaults.MODEL}}}",
+    "MAX_MODEL_LEN": f"${{MAX_MODEL_LEN:-{defaults.MAX_MODEL_LEN}}}",
+    "IMAGES_PER_PROMPT": f"${{IMAGES_PER_PROMPT:-{defaults.IMAGES_PER_PROMPT}}}",
+    "MAX_PIXELS": f"${{MAX_PIXELS:-{defaults.MAX_PIXELS}}}",
+    "GPU_MEMORY_UTILIZATION": f"${{GPU_MEMORY_UTILIZATION:-{defaults.GPU_MEMORY_UTILIZATION}}}",
     "API_SERVER_COUNT": "${API_SERVER_COUNT:-auto}",
     "VLLM_EXTRA_ARGS": "${VLLM_EXTRA_ARGS:-}",
     "HF_TOKEN": "${HF_TOKEN:-}",

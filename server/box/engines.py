@@ -11,7 +11,7 @@ import shlex
 from collections import deque
 from dataclasses import dataclass, field
 
-from . import placement
+from . import defaults, placement
 
 log = logging.getLogger("editjudge.launcher")
 
@@ -79,7 +79,11 @@ def engine_argv(args: argparse.Namespace, port: int, api_server_count: int) -> l
     ]
     if api_server_count > 1 and args.api_server_count != "0":
         argv += ["--api-server-count", str(api_server_count)]
-    if "--enable-prompt-tokens-details" not in args.vllm_args:
+    given = {a.split("=", 1)[0] for a in args.vllm_args}
+    for flag, value in defaults.engine_flags():
+        if flag not in given:  # the operator's own value after `--` wins
+            argv += [flag, value]
+    if "--enable-prompt-tokens-details" not in given:
         # Lets results report cached prompt tokens (prefix/encoder cache reuse).
         argv.append("--enable-prompt-tokens-details")
     if not _sets_access_log(args.vllm_args):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from editjudge.server.box import placement
+from editjudge.server.box import defaults, placement
 from editjudge.server.box.compose import ENTRYPOINT, render
 from tests.shell_stub import Launch, container_argv, run_engine
 
@@ -261,9 +261,11 @@ def test_engine_command_expands_to_valid_vllm_flags(tmp_path: Path) -> None:
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
     assert flags["--port"] == "8000"  # inside its container; published on the host as 8002
     assert svc["ports"][0]["published"] == "8002" and svc["ports"][0]["target"] == 8000
-    assert flags["--limit-mm-per-prompt"] == '{"image": 2, "video": 0}'
-    assert flags["--mm-processor-kwargs"] == '{"max_pixels": 1003520}'
-    assert flags["--gpu-memory-utilization"] == "0.90"
+    # the same defaults as `editjudge serve` (server/box/defaults.py)
+    for flag, value in defaults.engine_flags():
+        assert flags[flag] == value, flag
+    assert flags["--gpu-memory-utilization"] == defaults.GPU_MEMORY_UTILIZATION
+    assert "--mm-processor-cache-type" not in flags
     # the health check and Prometheus poll these: the engine does not log each time
     at = argv.index("--disable-access-log-for-endpoints")
     assert argv[at + 1] == "/health,/metrics"

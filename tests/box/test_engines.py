@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from editjudge.server.box import defaults
 from editjudge.server.box.engines import QUIET_ENDPOINTS, engine_argv
 from editjudge.server.box.launcher import build_parser
 
@@ -33,3 +37,43 @@ def test_engines_do_not_log_health_checks_and_scrapes() -> None:
 def test_an_access_log_flag_after_the_dashes_replaces_ours(theirs: list[str]) -> None:
     argv = argv_for(*theirs)
     assert QUIET_ENDPOINTS not in argv and argv[-len(theirs) :] == theirs
+
+
+def test_every_engine_gets_the_shared_defaults_unless_the_operator_sets_them() -> None:
+    """`editjudge serve --model M -- --load-format dummy` must start on an 80 GB GPU: vLLM's
+    own max_model_len for Qwen3-VL (256k) has no room beside the 30B-A3B weights."""
+    argv = argv_for("--load-format", "dummy")
+    for flag, value in defaults.engine_flags():
+        assert argv[argv.index(flag) + 1] == value, flag
+    assert defaults.MAX_MODEL_LEN == 16384
+    mine = argv_for("--max-model-len", "4096", "--mm-processor-kwargs={}")
+    assert mine.count("--max-model-len") == 1 and mine[mine.index("--max-model-len") + 1] == "4096"
+    assert "--mm-processor-kwargs" not in mine  # given as --mm-processor-kwargs={...}
+    assert mine.count("--limit-mm-per-prompt") == 1  # the default still applies
+
+
+def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
+    root = Path(__file__).resolve().parents[2]
+    expected = {
+        "MODEL": defaults.MODEL,
+        "MAX_MODEL_LEN": str(defaults.MAX_MODEL_LEN),
+        "IMAGES_PER_PROMPT": str(defaults.IMAGES_PER_PROMPT),
+        "MAX_PIXELS": str(defaults.MAX_PIXELS),
+        "GPU_MEMORY_UTILIZATION": defaults.GPU_MEMORY_UTILIZATION,
+    }
+    env_example = dict(
+        line.split("=", 1)
+        for line in (root / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    k8s = yaml.safe_load((root / "deploy/k8s/kustomization.yaml").read_text())
+    config = next(g for g in k8s["configMapGenerator"] if g["name"] == "vllm-config")
+    k8s_env = dict(item.split("=", 1) for item in config["literals"])
+    for name, value in expected.items():
+        assert env_example[name] == value, name
+        assert k8s_env[name] == value, name
+    for text in (
+        (root / "deploy/engine/entrypoint.sh").read_text(),
+        (root / "deploy/k8s/engines.yaml").read_text(),
+    ):
+        assert "--mm-processor-cache-type" not in text

@@ -1,0 +1,33 @@
+"""What every engine gets unless its operator says otherwise: one set of defaults for
+``editjudge serve`` (bare metal), the compose file, its engine entrypoint and the Kubernetes
+engines (a test keeps the last three, which are shell and YAML, in step with this module).
+
+* ``MAX_MODEL_LEN``: two images and the rubric need 2-3k tokens; vLLM's own default is the model's
+  whole context (256k for Qwen3-VL), whose KV cache does not fit beside Qwen3-VL-30B-A3B's
+  weights on an 80 GB GPU, so an engine started without it never becomes healthy there.
+* ``IMAGES_PER_PROMPT``: VIEScore's semantic-consistency call sends the source and the edit; no
+  video. vLLM sizes its profiling and encoder budget by this.
+* ``MAX_PIXELS``: the model's image processor downscales anything larger (a 12-megapixel photo
+  would otherwise be 12k tokens). 1024x1024 passes unresized on Qwen3-VL's 32-pixel grid, so the
+  engine's API server spends no CPU resizing the common benchmark image size.
+* vLLM's own defaults stand for the rest: GPU memory utilization 0.9, async scheduling on, the
+  multimodal processor cache ``lru`` (the shared-memory cache was no faster on 4xH100, see
+  BENCHMARKS.md, run C).
+"""
+
+from __future__ import annotations
+
+MAX_MODEL_LEN = 16384
+IMAGES_PER_PROMPT = 2
+MAX_PIXELS = 1024 * 1024
+GPU_MEMORY_UTILIZATION = "0.90"
+MODEL = "Qwen/Qwen3-VL-30B-A3B-Instruct"
+
+
+def engine_flags(images_per_prompt: int = IMAGES_PER_PROMPT) -> list[tuple[str, str]]:
+    """``(flag, value)`` pairs every engine gets unless its command line sets the flag."""
+    return [
+        ("--max-model-len", str(MAX_MODEL_LEN)),
+        ("--limit-mm-per-prompt", f'{{"image": {images_per_prompt}, "video": 0}}'),
+        ("--mm-processor-kwargs", f'{{"max_pixels": {MAX_PIXELS}}}'),
+    ]
