@@ -70,7 +70,9 @@ def build_protocols(settings: Settings) -> list[ScoringProtocol]:
     if settings.templates_dir is None:
         return builtin
     reserved = {p.name for p in builtin} | set(unavailable_protocols(settings))
-    custom = load_templates(settings.templates_dir, reserved, chars)
+    custom = load_templates(
+        settings.templates_dir, reserved, chars, first_chars=settings.max_reasoning_chars
+    )
     return [*builtin, *custom]
 
 

@@ -12,6 +12,7 @@ from .imgedit import ImgEdit
 from .loader import TemplateError, load_templates
 from .reference import ReferencePromptsError
 from .rubric import RubricProtocol, edit_rubric
+from .sampled import Sampled
 from .viescore import VIEScore
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ReferencePromptsError",
     "Rejected",
     "RubricProtocol",
+    "Sampled",
     "Sampling",
     "ScoringProtocol",
     "TemplateError",

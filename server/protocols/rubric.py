@@ -68,6 +68,8 @@ class RubricProtocol(ScoringProtocol):
     ``with_source`` is the prompt for items with a source image; ``without_source`` the one for
     items without (``None``: ``with_source`` serves both and must not use ``{source}``).
     ``fields_without_source`` are the criteria asked when an item has no source image.
+    ``reasoning_first`` has the judge write its reasoning (``reasoning_chars`` > 0) before the
+    scores, as judges trained that way expect.
     """
 
     def __init__(
@@ -83,7 +85,10 @@ class RubricProtocol(ScoringProtocol):
         combine: str = "mean",
         description: str = "",
         reasoning_chars: int = 0,
+        reasoning_first: bool = False,
     ) -> None:
+        if reasoning_first and reasoning_chars <= 0:
+            raise ValueError("reasoning first needs a reasoning: reasoning_chars must be above 0")
         self.fields = tuple(fields)
         self.fields_without_source = tuple(fields_without_source or fields)
         _check_rubric(self.fields, self.fields_without_source, lo, hi, combine)
@@ -92,8 +97,9 @@ class RubricProtocol(ScoringProtocol):
         self.reasoning_chars = reasoning_chars
         reason = {"reason": " and a one-sentence reasoning" if reasoning_chars else ""}
         self._with, self._without = PromptTemplate.pair(with_source, without_source, reason)
-        self._format_with = ScoreFormat(self.fields, lo, hi, reasoning_chars)
-        self._format_without = ScoreFormat(self.fields_without_source, lo, hi, reasoning_chars)
+        chars, first = reasoning_chars, reasoning_first
+        self._format_with = ScoreFormat(self.fields, lo, hi, chars, first)
+        self._format_without = ScoreFormat(self.fields_without_source, lo, hi, chars, first)
         # Built once: every call of an item carries one of these two.
         self._params_with = self._format_with.params()
         self._params_without = self._format_without.params()
@@ -140,7 +146,7 @@ def _check_rubric(
         raise ValueError(f"combine must be one of {', '.join(COMBINE)}, not {combine!r}")
     if not fields or len(set(fields)) != len(fields) or not set(without) <= set(fields):
         raise ValueError("fields must be distinct and non-empty; fields_without_source a subset")
-    reserved = {"overall", "reasoning", "score"} & set(fields)
+    reserved = {"overall", "reasoning", "sample_std", "score"} & set(fields)
     if reserved:
         raise ValueError(f"field names {sorted(reserved)} are reserved")
     if not 0 <= lo < hi:
