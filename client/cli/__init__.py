@@ -1,9 +1,9 @@
 """The ``editjudge`` command: the root only registers subcommands; each lives in its own module
 and is imported when it runs.
 
-``score`` needs only the bare package (the client). The GPU box's commands (``router``, ``serve``,
-``compose``, ``fake-engine``) import the ``server`` extra when they run, with a clear message if
-it is absent (:mod:`.box`).
+``score`` and ``report`` need only the bare package (the client). The GPU box's commands
+(``router``, ``serve``, ``compose``, ``fake-engine``) import the ``server`` extra when they run,
+with a clear message if it is absent (:mod:`.box`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Command(Protocol):
 # Client-side commands: name -> (module in this package with register(sub) and run(args), help).
 CLIENT_COMMANDS = {
     "score": ("score", "score a JSONL/CSV file of edits against a router (resumable)"),
+    "report": ("report", "aggregate a results file per group of meta fields (GEdit's way)"),
 }
 
 
