@@ -1,9 +1,4 @@
-"""``imgedit``: ImgEdit's per-edit-type prompts from the user's ``prompts.json``; parse and scale.
-
-The prompts here are synthetic, in the shape of ImgEdit's (a rubric with numbered anchors per
-criterion, a "Label: ..." reply format before the ``<edit_prompt>`` line); the real file is never
-part of this repository.
-"""
+"""``imgedit``: ImgEdit's per-edit-type prompts from the user's prompts.json; parse and scale."""
 
 from __future__ import annotations
 
@@ -21,31 +16,11 @@ from editjudge.server.errors import InvalidRequest
 from editjudge.server.images import ImageLimits, prepare_image
 from editjudge.server.protocols import ImgEdit, Item, ParseFailure, ReferencePromptsError
 from tests.helpers import admits, fake_engines, image_bytes, item, router
+from tests.server.imgedit_fixture import PROMPTS
 
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"PNG"}))
 IMG = prepare_image(image_bytes((1, 2, 3)), LIMITS)
 SRC = prepare_image(image_bytes((9, 8, 7)), LIMITS)
-
-
-def prompt(kind: str, labels: list[str], headings: list[str] | None = None) -> str:
-    rubric = "".join(
-        f"{h}\n" + "".join(f"{n}  {kind} anchor {n}.\n" for n in range(1, 6)) + "\n"
-        for h in headings or labels
-    )
-    reply = "".join(f"{label}: a number from 1 to 5.\n" for label in labels)
-    return (
-        f"\nRate a {kind} edit on three criteria.\n\n{rubric}Later scores stay below the first.\n\n"
-        f"Reply like this:\nWhy: a short reason.\n{reply}the instruction: <edit_prompt>.\n\n"
-        "The two images follow:\n"
-    )
-
-
-PROMPTS = {
-    "add": prompt("addition", ["Compliance", "Naturalness", "Physical & Detail"]),
-    "style": prompt(
-        "style", ["Style Fidelity", "Content", "Quality"], ["Style Fidelity (look)", "Content", "Q"]
-    ),
-}
 
 
 def reply(content: str) -> dict[str, ChatReply]:
