@@ -15,7 +15,7 @@ from editjudge.server.engine import ChatReply
 from editjudge.server.errors import InvalidRequest
 from editjudge.server.images import ImageLimits, prepare_image
 from editjudge.server.protocols import ImgEdit, Item, ParseFailure, ReferencePromptsError
-from tests.helpers import admits, fake_engines, image_bytes, item, router
+from tests.helpers import admits, b64, fake_engines, image_bytes, item, router
 from tests.server.imgedit_fixture import PROMPTS
 
 LIMITS = ImageLimits(10**8, 10**8, frozenset({"PNG"}))
@@ -169,3 +169,25 @@ async def test_without_the_setting_imgedit_says_what_to_set_and_where_the_old_ru
         assert "edit-rubric" in message
     with pytest.raises(ValueError, match="EDITJUDGE_IMGEDIT_PROMPTS"):
         check_protocols(Settings(protocol="imgedit"))
+
+
+async def test_a_group_takes_its_edit_type_from_the_groups_meta(prompts_file: Path) -> None:
+    body = {
+        "source_image": b64(image_bytes((1, 2, 3))),
+        "instruction": "add a hat",
+        "images": [b64(image_bytes((i, 9, 9))) for i in range(3)],
+        "protocol": "imgedit",
+    }
+    reply_text = "Why: ok\nCompliance: 4\nNaturalness: 3\nPhysical & Detail: 2"
+    async with (
+        fake_engines(1, reply=lambda b: reply_text) as engines,
+        router([u for _, u in engines], imgedit_prompts=prompts_file) as client,
+    ):
+        refused = await client.post("/score/group", json=body)
+        assert refused.status_code == 422 and "edit_type" in refused.json()["error"]["message"]
+        ok = await client.post("/score/group", json={**body, "meta": {"edit_type": "add"}})
+        results = ok.json()["results"]
+        assert [r["scores"]["overall"] for r in results] == [3.0] * 3
+        assert all(r["meta"] == {"edit_type": "add"} for r in results)
+        texts = [b["messages"][0]["content"][0]["text"] for b in engines[0][0].requests]
+        assert len(texts) == 3 and all(t.startswith("\nRate a addition edit") for t in texts)
