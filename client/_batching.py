@@ -95,7 +95,7 @@ class BatchRunner:
             try:
                 part = sized_item_json(item, item_id, self.images, self.protocol, self.limits)
             except InputError as exc:
-                out.append(ScoreResult.failed(item_id, exc.code, exc.message))
+                out.append(ScoreResult.failed(item_id, exc.code, exc.message, item.meta))
             else:
                 out.append(part)
         return out

@@ -141,12 +141,14 @@ class AsyncClient:
         *,
         id: str | None = None,
         protocol: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> ScoreResult:
         """Score one edit. Raises :class:`InputError` or :class:`APIError` subclasses.
 
         A judge reply without a valid score is a result with ``status == "error"``, not an error.
+        ``meta`` (a JSON object of at most 4 KB) comes back unchanged in the result.
         """
-        item = Item(image, instruction, source_image, id, protocol)
+        item = Item(image, instruction, source_image, id, protocol, meta)
         info = await self.info()
         body = await anyio.to_thread.run_sync(
             sized_item_json, item, id, self._images(info), None, info.limits
@@ -359,10 +361,13 @@ class Client:
         *,
         id: str | None = None,
         protocol: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> ScoreResult:
         """Score one edit; see :meth:`AsyncClient.score`."""
         return self._call(
-            lambda: self._async.score(image, instruction, source_image, id=id, protocol=protocol)
+            lambda: self._async.score(
+                image, instruction, source_image, id=id, protocol=protocol, meta=meta
+            )
         )
 
     def score_many(

@@ -132,7 +132,7 @@ def _row(
         "instruction": first.instruction if first else None,
         "src": _thumb(first.source_image if first else None, thumbs),
         "edit": _thumb(items[0].image if items[0] else None, thumbs),
-        "meta": _meta(results),
+        "meta": _meta([*(r.meta if r else None for r in results), first.meta if first else None]),
         "runs": [_result(r) for r in results],
     }
     if (
@@ -172,10 +172,10 @@ def _number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _meta(results: Iterable[ScoreResult | None]) -> dict[str, str | float | bool | None]:
-    """The item's ``meta`` (from its first run that has one), values as JSON scalars."""
-    for result in results:
-        meta = (result.model_extra or {}).get("meta") if result is not None else None
+def _meta(metas: Iterable[dict[str, Any] | None]) -> dict[str, str | float | bool | None]:
+    """The item's ``meta``: the first of its runs' results that has one, else its input row's;
+    values as JSON scalars."""
+    for meta in metas:
         if isinstance(meta, dict) and meta:
             return {str(k): _scalar(v) for k, v in meta.items()}
     return {}

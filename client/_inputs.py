@@ -1,10 +1,12 @@
 """Read the CLI's input file: JSONL or CSV rows of ``id, image, source_image, instruction``.
 
-Paths are relative to the input file's folder. A malformed file (bad JSON, a missing required
-field or column, a duplicate id) fails here in a second with the line to fix, instead of halfway
-through a long run. A row whose image file does not exist is not malformed: it becomes an error
-result when it is scored (``file_not_found``), and the rest of the run goes on;
-:func:`missing_files` lets the caller say so up front.
+Paths are relative to the input file's folder. Every other column (``protocol`` aside) goes into
+the item's ``meta``, which the router returns unchanged in the result: a benchmark's task type,
+language or edit type travels with the score (``editjudge report --by``). A malformed file (bad
+JSON, a missing required field or column, a duplicate id, meta over its size limit) fails here in
+a second with the line to fix, instead of halfway through a long run. A row whose image file does
+not exist is not malformed: it becomes an error result when it is scored (``file_not_found``), and
+the rest of the run goes on; :func:`missing_files` lets the caller say so up front.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from ._exceptions import EditJudgeError
 from ._models import Item
 
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+#: Columns that make the item itself; every other column goes into its ``meta``.
+ITEM_COLUMNS = frozenset({"id", "image", "source_image", "instruction", "protocol"})
+META_MAX_BYTES = 4096  # the router's limit on one item's meta
 
 
 class InputFileError(EditJudgeError):
@@ -96,7 +101,22 @@ def _item(row: dict[str, Any], position: int, base: Path, where: str) -> Item:
         ),
         id=str(raw_id),
         protocol=str(protocol) if protocol else None,
+        meta=_meta(row, where),
     )
+
+
+def _meta(row: dict[str, Any], where: str) -> dict[str, Any] | None:
+    meta = {k: v for k, v in row.items() if k not in ITEM_COLUMNS}
+    if not meta:
+        return None
+    size = len(json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > META_MAX_BYTES:
+        columns = ", ".join(sorted(meta))
+        raise InputFileError(
+            f"{where}: the extra columns ({columns}) make a meta of {size} bytes; "
+            f"the router takes at most {META_MAX_BYTES}"
+        )
+    return meta
 
 
 def _path(value: Any, base: Path, where: str, field: str) -> Path:

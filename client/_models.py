@@ -59,6 +59,7 @@ class ScoreResult(_Open):
     rank: int | None = None
     z_score: float | None = None
     fingerprint: Fingerprint | None = None
+    meta: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,9 +67,12 @@ class ScoreResult(_Open):
         return self.status == "ok"
 
     @classmethod
-    def failed(cls, item_id: str | None, code: str, message: str) -> ScoreResult:
+    def failed(
+        cls, item_id: str | None, code: str, message: str, meta: dict[str, Any] | None = None
+    ) -> ScoreResult:
         """An error result made on this side (the item never reached a judge)."""
-        return cls(id=item_id, status="error", error=ErrorInfo(code=code, message=message))
+        error = ErrorInfo(code=code, message=message)
+        return cls(id=item_id, status="error", error=error, meta=meta)
 
 
 class GroupResult(_Open):
@@ -131,6 +135,8 @@ class Item:
 
     Images may be paths, encoded bytes or Pillow images. ``id`` is echoed in the result; when it
     is omitted in :meth:`~editjudge.Client.score_many`, the input position is used (``"0"``, ...).
+    ``meta`` is any JSON object of at most 4 KB, returned unchanged in the result (e.g. a
+    benchmark's task type, for ``editjudge report --by``); ``imgedit`` reads its ``edit_type``.
     """
 
     image: ImageInput
@@ -138,6 +144,7 @@ class Item:
     source_image: ImageInput | None = None
     id: str | None = None
     protocol: str | None = None
+    meta: dict[str, Any] | None = None
 
 
 def as_item(value: Item | dict[str, Any]) -> Item:

@@ -37,6 +37,7 @@ class Batch:
         self.images, self.instructions, self.sources = images, instructions, sources
         self.policy, self.lossless = policy, lossless
         self._encoded: dict[int, bytes] = {}
+        self._gates: dict[int, threading.Lock] = {}  # one per shared source being encoded
         self._lock = threading.Lock()
 
     def image(self, index: int) -> bytes | Any:
@@ -56,14 +57,15 @@ class Batch:
             return value  # a path or encoded bytes: the client's own preparation handles it
         if not reuse:
             return encode(value, self.policy, lossless=self.lossless)
-        # The K samples of a prompt usually share one source object: encode it once.
+        # The K samples of a prompt usually share one source object: encode it once, even when
+        # several requests' worker threads ask for it at the same moment.
         key = id(value)
         with self._lock:
+            gate = self._gates.setdefault(key, threading.Lock())
+        with gate:
             found = self._encoded.get(key)
-        if found is None:
-            found = encode(value, self.policy, lossless=self.lossless)
-            with self._lock:
-                self._encoded[key] = found
+            if found is None:
+                found = self._encoded[key] = encode(value, self.policy, lossless=self.lossless)
         return found
 
 

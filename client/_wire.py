@@ -29,6 +29,8 @@ def item_json(item: Item, item_id: str | None, policy: ImagePolicy) -> bytes:
         body["id"] = item_id
     if item.protocol is not None:
         body["protocol"] = item.protocol
+    if item.meta is not None:
+        body["meta"] = item.meta
     return json_with_data_urls(body, urls)
 
 

@@ -31,10 +31,14 @@ from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
 from .protocols import (
     ExpectedScore,
+    GEdit,
+    ImgEdit,
     ProtocolRegistry,
     Sampling,
     ScoringProtocol,
     VIEScore,
+    edit_rubric,
+    gedit,
     imgedit,
     load_templates,
 )
@@ -47,25 +51,59 @@ log = logging.getLogger("editjudge")
 
 
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
-    """The built-in protocols plus the custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
+    """The built-in protocols, the reference protocols whose prompt files are configured, and the
+    custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
 
-    Raises :class:`~editjudge.server.protocols.TemplateError` when a template file cannot be used.
+    Raises :class:`~editjudge.server.protocols.TemplateError` when a template file cannot be used
+    and :class:`~editjudge.server.protocols.ReferencePromptsError` for a bad reference file.
     """
     chars = settings.max_reasoning_chars if settings.reasoning else 0
-    builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), imgedit(chars)]
+    builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), edit_rubric(chars)]
+    constrained = settings.reference_reply == "constrained"
+    if settings.gedit_prompts is not None:
+        builtin.append(
+            GEdit.from_file(settings.gedit_prompts, constrained=constrained, reasoning_chars=chars)
+        )
+    if settings.imgedit_prompts is not None:
+        builtin.append(
+            ImgEdit.from_file(
+                settings.imgedit_prompts, constrained=constrained, reasoning_chars=chars
+            )
+        )
     if settings.templates_dir is None:
         return builtin
-    custom = load_templates(settings.templates_dir, {p.name for p in builtin}, chars)
+    reserved = {p.name for p in builtin} | set(unavailable_protocols(settings))
+    custom = load_templates(
+        settings.templates_dir, reserved, chars, first_chars=settings.max_reasoning_chars
+    )
     return [*builtin, *custom]
+
+
+def unavailable_protocols(settings: Settings) -> dict[str, str]:
+    """Reference protocols whose prompt files are not configured, with how to configure them."""
+    out = {}
+    if settings.gedit_prompts is None:
+        out[GEdit.name] = gedit.UNAVAILABLE
+    if settings.imgedit_prompts is None:
+        out[ImgEdit.name] = imgedit.UNAVAILABLE
+    return out
+
+
+def build_registry(
+    settings: Settings, protocols: Sequence[ScoringProtocol] | None = None
+) -> ProtocolRegistry:
+    """The registry requests resolve against; ``protocols`` defaults to :func:`build_protocols`."""
+    served = build_protocols(settings) if protocols is None else protocols
+    return ProtocolRegistry(served, settings.protocol, unavailable_protocols(settings))
 
 
 def check_protocols(settings: Settings) -> None:
     """Build the protocol registry once, so a broken template stops start-up before serving.
 
     Raises :class:`~editjudge.server.protocols.TemplateError` or ``ValueError`` (an unknown
-    default protocol).
+    or unavailable default protocol, a bad reference prompt file).
     """
-    ProtocolRegistry(build_protocols(settings), settings.protocol)
+    build_registry(settings)
 
 
 def build_context(
@@ -107,9 +145,7 @@ def build_context(
         pool=pool,
         client=client,
         scorer=Scorer(pool, client, config, metrics, info, cache=cache),
-        protocols=ProtocolRegistry(
-            build_protocols(settings) if protocols is None else protocols, settings.protocol
-        ),
+        protocols=build_registry(settings, protocols),
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,

@@ -145,6 +145,22 @@ class Settings(BaseSettings):
 
     protocol: str = "viescore"
     templates_dir: Path | None = Field(None, description="Directory of custom prompt templates.")
+    gedit_prompts: Path | None = Field(
+        None,
+        description="GEdit-Bench's viescore/vie_prompts.py (read with ast, never run): enables "
+        "protocol 'gedit', the benchmark's own prompts.",
+    )
+    imgedit_prompts: Path | None = Field(
+        None,
+        description="ImgEdit's Benchmark/Basic/prompts.json: enables protocol 'imgedit', one "
+        "prompt per edit type.",
+    )
+    reference_reply: Literal["free", "constrained"] = Field(
+        "free",
+        description="Replies of 'gedit' and 'imgedit': 'free' text as the references decode it "
+        "(an unparseable reply is an error item), or 'constrained' to the layout their prompts "
+        "show (every reply parses; needed for weak or random-weight models).",
+    )
     routing_policy: RoutingPolicyName = "least_outstanding"
     affinity_epsilon: float = Field(0.25, ge=0, description="Bounded-load slack for affinity.")
     seed: int = 0

@@ -10,6 +10,7 @@
     │   ├── BodyTooLarge               413 body_too_large
     │   ├── TooManyItems               413 too_many_items
     │   ├── UnknownProtocol            422 unknown_protocol
+    │   │   └── ProtocolUnavailable    422 protocol_unavailable (known, not configured here)
     │   ├── Unauthorized               401 unauthorized
     │   └── ImageError                 an image failed validation
     │       ├── InvalidImage           422 invalid_image (not base64, not an image, truncated)
@@ -75,6 +76,12 @@ class TooManyItems(RequestError):
 
 class UnknownProtocol(RequestError):
     code, status = "unknown_protocol", 422
+
+
+class ProtocolUnavailable(UnknownProtocol):
+    """A protocol this router knows but cannot serve as configured; the message says how."""
+
+    code = "protocol_unavailable"
 
 
 class Unauthorized(RequestError):

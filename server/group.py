@@ -108,6 +108,8 @@ class GroupScorer:
                 await cache.put(keys[i], result)
         found.update(computed)
         outcome.results = [found[i] for i in range(len(entries))]
+        for result, entry in zip(outcome.results, entries, strict=True):
+            result.meta = entry.meta
         rank_group(outcome.results)
         return outcome
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "error"]
@@ -34,6 +35,28 @@ def _not_blank(value: str) -> str:
 # One rule for every instruction the API accepts, whichever endpoint it comes through.
 Instruction = Annotated[str, Field(min_length=1, max_length=8192), AfterValidator(_not_blank)]
 
+META_MAX_BYTES = 4096
+
+
+def meta_size(value: dict[str, Any]) -> int:
+    """Bytes of ``value`` as compact JSON (how ``meta``'s limit is measured)."""
+    return len(orjson.dumps(value))
+
+
+def _small(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and meta_size(value) > META_MAX_BYTES:
+        raise ValueError(f"meta must be at most {META_MAX_BYTES} bytes of JSON")
+    return value
+
+
+# The caller's own JSON object, returned unchanged in the item's result (e.g. a benchmark's task
+# type and language, for ``editjudge report --by``); ``imgedit`` reads ``meta.edit_type``.
+Meta = Annotated[
+    dict[str, Any] | None,
+    AfterValidator(_small),
+    Field(description=f"Any JSON object (at most {META_MAX_BYTES} bytes), echoed in the result."),
+]
+
 
 class ScoreItem(BaseModel):
     """One edit to judge: the edited ``image``, optionally its ``source_image``, the instruction."""
@@ -45,6 +68,7 @@ class ScoreItem(BaseModel):
     instruction: Instruction
     id: str | None = Field(None, max_length=512)
     protocol: str | None = Field(None, max_length=64)
+    meta: Meta = None
 
 
 class BatchRequest(BaseModel):
@@ -66,6 +90,7 @@ class GroupRequest(BaseModel):
     images: list[str] = Field(..., min_length=1)
     ids: list[str] | None = None
     protocol: str | None = Field(None, max_length=64)
+    meta: Meta = None
 
 
 class Fingerprint(BaseModel):
@@ -96,6 +121,7 @@ class ScoreResult(BaseModel):
     rank: int | None = None
     z_score: float | None = None
     fingerprint: Fingerprint | None = None
+    meta: dict[str, Any] | None = None
 
 
 class BatchResponse(BaseModel):

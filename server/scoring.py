@@ -94,7 +94,7 @@ class Scorer:
                 vllm_version=self.info.vllm_version,
                 protocol=protocol.name,
                 template_hash=protocol.template_hash,
-                sampling=self.config.sampling.as_dict(),
+                sampling=protocol.sampling(self.config.sampling),
                 image_policy=self.config.image_policy,
             )
         return found
@@ -109,7 +109,9 @@ class Scorer:
 
         async def one(entry: Item | Rejected, protocol: ScoringProtocol) -> ScoreResult:
             if isinstance(entry, Rejected):
-                return error_result_of(entry.id, entry.error)
+                result = error_result_of(entry.id, entry.error)
+                result.meta = entry.meta
+                return result
             return await self.score(entry, protocol, deadline)
 
         pairs = zip(items, protocols, strict=True)
@@ -121,8 +123,11 @@ class Scorer:
         if self.cache is not None and self.info.model is not None:
             key = self.cache.key(self.fingerprint(protocol), item)
             compute = functools.partial(self._score, item, protocol, deadline)
-            return await self.cache.get_or_compute(key, item.id, compute)
-        return await self._score(item, protocol, deadline)
+            result = await self.cache.get_or_compute(key, item.id, compute)
+        else:
+            result = await self._score(item, protocol, deadline)
+        result.meta = item.meta  # the caller's, also on a result shared from the cache
+        return result
 
     async def _score(self, item: Item, protocol: ScoringProtocol, deadline: float) -> ScoreResult:
         t0 = time.perf_counter()

@@ -1,10 +1,9 @@
 """The ``editjudge`` command: the root only registers subcommands; each lives in its own module
 and is imported when it runs.
 
-``score`` needs only the bare package (the client); ``demo`` imports the ``server`` extra when it
-runs. The GPU box's commands (``router``, ``serve``,
-``compose``, ``fake-engine``) import the ``server`` extra when they run, with a clear message if
-it is absent (:mod:`.box`).
+``score`` and ``report`` need only the bare package (the client); ``demo`` imports the ``server``
+extra when it runs. The GPU box's commands (``router``, ``serve``, ``compose``, ``fake-engine``)
+import the ``server`` extra when they run, with a clear message if it is absent (:mod:`.box`).
 """
 
 from __future__ import annotations
@@ -30,7 +29,10 @@ class Command(Protocol):
 CLIENT_COMMANDS = {
     "score": ("score", "score a JSONL/CSV file of edits against a router (resumable)"),
     "demo": ("demo", "try it without a GPU: fake engines, the router and a scored sample"),
-    "report": ("report", "look at a results file, or compare two: a self-contained HTML page"),
+    "report": (
+        "report",
+        "aggregate a results file per meta field (GEdit's way), or look at it in an HTML page",
+    ),
 }
 
 

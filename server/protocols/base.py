@@ -34,14 +34,20 @@ class Sampling:
         return {"temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
 
 
+# The caller's own JSON object, echoed in the result (see ScoreItem.meta).
+Meta = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Item:
-    """One validated edit to judge."""
+    """One validated edit to judge. ``meta`` is the caller's own object, echoed in the result;
+    a protocol may read fields of it (ImgEdit's ``edit_type``)."""
 
     instruction: str
     image: PreparedImage
     source: PreparedImage | None = None
     id: str | None = None
+    meta: Meta | None = None
 
 
 @dataclass(frozen=True)
@@ -50,23 +56,32 @@ class Rejected:
 
     id: str | None
     error: EditJudgeError
+    meta: Meta | None = None
 
 
 @dataclass(frozen=True)
 class Call:
-    """One chat completion an item needs: its name, message content and extra request fields."""
+    """One chat completion an item needs: its name, message content and extra request fields.
+
+    ``params`` override the router's sampling (a protocol that samples sets its own temperature);
+    ``seed_offset`` is added to the router's seed, so the k-th of several samples is reproducible.
+    """
 
     name: str
     content: Content
     params: dict[str, Any] = field(default_factory=dict)
+    seed_offset: int = 0
 
     def body(self, model: str, sampling: Sampling) -> dict[str, Any]:
-        return {
+        body = {
             "model": model,
             "messages": [{"role": "user", "content": self.content}],
             **sampling.as_dict(),
             **self.params,
         }
+        if self.seed_offset:
+            body["seed"] = sampling.seed + self.seed_offset
+        return body
 
 
 @dataclass(frozen=True)
@@ -165,3 +180,24 @@ class ScoringProtocol(ABC):
     def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
         """A call whose prompt is the prefix shared by a group's candidates (for cache priming)."""
         return None
+
+    def specialize(self, meta: Meta | None) -> ScoringProtocol:
+        """The protocol that scores items with this ``meta`` (one prompt per ImgEdit edit type).
+
+        Runs at intake; raises a :class:`~editjudge.server.errors.RequestError` for a ``meta``
+        this protocol cannot score. A specialised protocol has its own ``template_hash``, so
+        fingerprints and cache keys tell the variants apart.
+        """
+        return self
+
+    def prepare(self, item: Item) -> Item:
+        """The item as this protocol's judge must see it (GEdit resizes the edited image).
+
+        Runs at intake, in a worker thread for batches; raises a
+        :class:`~editjudge.server.errors.RequestError` for an item it cannot score.
+        """
+        return item
+
+    def sampling(self, base: Sampling) -> dict[str, Any]:
+        """The sampling parameters this protocol's calls are sent with (for the fingerprint)."""
+        return base.as_dict()

@@ -4,7 +4,7 @@ The judge answers a single digit 0-9, constrained with ``structured_outputs.choi
 request asks for ``top_logprobs`` of that one token. Instead of the sampled digit, the result is
 the probability-weighted mean over the digits, rescaled to 0-10: a continuous, low-noise signal
 that moves when the judge's confidence moves, at the cost of one prefill and one decoded token.
-That makes it the protocol for RL rewards; VIEScore stays the one for GEdit-comparable numbers.
+That makes it the protocol for RL rewards; ``gedit`` is the one for GEdit-Bench numbers.
 
 ``scores`` carries:
 

@@ -17,11 +17,17 @@ The file name (without ``.toml``) is the protocol name used in requests. Example
     Rate the image. Instruction: {instruction}
     Image:{image}
     Answer in JSON{reason}.'''
+    reasoning_first = false         # rubric only: the reasoning before the scores
+    reasoning_chars = 240           # rubric only: reasoning length (default: the router's)
+    samples = 1                     # replies per item, averaged (above 1 needs a temperature)
+    temperature = 0.7               # default: the router's (0)
+    top_p = 1.0
 
 Prompts are Python format strings (see :mod:`editjudge.server.protocols.template`); ``{reason}``
-expands to a request for a short reasoning when ``EDITJUDGE_REASONING`` is on. A prompt without
-``{source}`` serves every item and needs no ``prompt_without_source``. Every file is validated when
-the router starts; any problem stops it with a message naming the file and the fault.
+expands to a request for a short reasoning when the template asks for one (``EDITJUDGE_REASONING``
+on, ``reasoning_chars`` above 0, or ``reasoning_first``). A prompt without ``{source}`` serves every
+item and needs no ``prompt_without_source``. Every file is validated when the router starts; any
+problem stops it with a message naming the file and the fault.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .base import ScoringProtocol
 from .expected import ExpectedScore
 from .rubric import RubricProtocol
+from .sampled import Sampled
 from .template import TemplateSyntaxError
 
 log = logging.getLogger("editjudge.templates")
@@ -63,14 +70,21 @@ class TemplateSpec(BaseModel):
     range: tuple[int, int] = (0, 10)
     combine: Literal["mean", "min", "geometric_mean"] = "mean"
     top_logprobs: int = Field(20, ge=10, le=20)
+    reasoning_first: bool = False
+    reasoning_chars: int | None = Field(None, ge=0, le=4000)
+    samples: int = Field(1, ge=1, le=64)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
 
 
 def load_templates(
-    directory: Path, reserved: set[str], reasoning_chars: int = 0
+    directory: Path, reserved: set[str], reasoning_chars: int = 0, *, first_chars: int = 240
 ) -> list[ScoringProtocol]:
     """Every ``*.toml`` template in ``directory``; raise :class:`TemplateError` on any fault.
 
-    ``reserved`` are names already taken (the built-in protocols).
+    ``reserved`` are names already taken (the built-in protocols). ``reasoning_chars`` is the
+    router's reasoning length (0: none asked); ``first_chars`` the length a reasoning-first
+    template asks for when it sets none and the router asks for none.
     """
     if not directory.is_dir():
         raise TemplateError(f"templates directory {directory} does not exist")
@@ -81,11 +95,13 @@ def load_templates(
         if path.suffix != ".toml":
             log.warning("ignoring %s in the templates directory: not a .toml file", path.name)
             continue
-        out.append(load_template(path, reserved, reasoning_chars))
+        out.append(load_template(path, reserved, reasoning_chars, first_chars=first_chars))
     return out
 
 
-def load_template(path: Path, reserved: set[str], reasoning_chars: int = 0) -> ScoringProtocol:
+def load_template(
+    path: Path, reserved: set[str], reasoning_chars: int = 0, *, first_chars: int = 240
+) -> ScoringProtocol:
     """One template file as a protocol named after the file."""
     name = path.stem
     if not _NAME.match(name):
@@ -94,7 +110,7 @@ def load_template(path: Path, reserved: set[str], reasoning_chars: int = 0) -> S
         raise TemplateError(f"{path}: {name!r} is a built-in protocol; rename the file")
     try:
         spec = TemplateSpec.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-        return _build(name, spec, reasoning_chars)
+        return _sampled(_build(name, spec, reasoning_chars, first_chars), spec)
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{path}: not valid TOML: {exc}") from None
     except ValidationError as exc:
@@ -105,10 +121,20 @@ def load_template(path: Path, reserved: set[str], reasoning_chars: int = 0) -> S
         raise TemplateError(f"{path}: {exc}") from None
 
 
-def _build(name: str, spec: TemplateSpec, reasoning_chars: int) -> ScoringProtocol:
+def _sampled(protocol: ScoringProtocol, spec: TemplateSpec) -> ScoringProtocol:
+    if spec.samples == 1 and spec.temperature is None:
+        return protocol
+    return Sampled(protocol, spec.samples, spec.temperature or 0.0, spec.top_p)
+
+
+def _build(
+    name: str, spec: TemplateSpec, reasoning_chars: int, first_chars: int
+) -> ScoringProtocol:
     if spec.type == "expected":
         if spec.fields or spec.fields_without_source:
             raise ValueError("fields are for type 'rubric'; 'expected' asks for one digit")
+        if spec.reasoning_first or spec.reasoning_chars:
+            raise ValueError("'expected' asks for one digit: it has no reasoning")
         return ExpectedScore(
             name,
             spec.prompt,
@@ -131,5 +157,15 @@ def _build(name: str, spec: TemplateSpec, reasoning_chars: int) -> ScoringProtoc
         hi=spec.range[1],
         combine=spec.combine,
         description=spec.description or f"custom rubric template {name}",
-        reasoning_chars=reasoning_chars,
+        reasoning_chars=_reasoning_chars(spec, reasoning_chars, first_chars),
+        reasoning_first=spec.reasoning_first,
     )
+
+
+def _reasoning_chars(spec: TemplateSpec, router_chars: int, first_chars: int) -> int:
+    """The template's own length, else the router's; a reasoning-first judge always gets one."""
+    if spec.reasoning_chars is not None:
+        return spec.reasoning_chars
+    if spec.reasoning_first and router_chars == 0:
+        return first_chars
+    return router_chars

@@ -1,11 +1,11 @@
-"""Rubric protocols: one schema-constrained call with integer criteria, combined into 0-10.
+"""Rubric protocols: one constrained call with integer criteria, combined into 0-10.
 
-The built-in ``imgedit`` follows the ImgEdit benchmark's judge (Ye et al., "ImgEdit: A Unified
-Image Editing Dataset and Benchmark", 2025): three criteria on a 1-5 scale - instruction adherence,
-editing quality, detail preservation - averaged. The prompt is our own wording of that rubric.
-``scores`` keeps the three 1-5 criteria and ``overall`` (their mean, 1-5, the number ImgEdit
-reports); ``score`` is ``overall`` mapped linearly onto 0-10, ``(overall - 1) x 2.5``. Without a
-source image, detail preservation cannot be judged and is left out.
+The built-in ``edit-rubric`` is a generic rubric in our own words: three criteria on a 1-5 scale
+(instruction adherence, editing quality, detail preservation), averaged. It reproduces no
+benchmark (``imgedit`` is ImgEdit's own judge, see :mod:`.imgedit`). ``scores`` keeps the three
+criteria and ``overall`` (their mean, 1-5); ``score`` is ``overall`` mapped linearly onto 0-10,
+``(overall - 1) x 2.5``. Without a source image, detail preservation cannot be judged and is left
+out.
 
 Custom templates of type ``rubric`` (see :mod:`editjudge.server.protocols.loader`) are instances of
 the same class with their own prompts, criteria, range and combination rule.
@@ -34,8 +34,8 @@ COMBINE: dict[str, Callable[[Sequence[float]], float]] = {
     "geometric_mean": _geometric_mean,
 }
 
-IMGEDIT_FIELDS = ("instruction_adherence", "editing_quality", "detail_preservation")
-IMGEDIT_WITH_SOURCE = (
+EDIT_RUBRIC_FIELDS = ("instruction_adherence", "editing_quality", "detail_preservation")
+EDIT_RUBRIC_WITH_SOURCE = (
     "You are an expert reviewer of AI image editing. An editor received the original image below "
     "and a text instruction, and produced the edited image that follows. Rate the edit on three "
     "criteria, each an integer from 1 (very poor) to 5 (excellent).\n"
@@ -50,7 +50,7 @@ IMGEDIT_WITH_SOURCE = (
     "Edited image:{image}\n"
     "Answer in JSON with the three scores{reason}."
 )
-IMGEDIT_WITHOUT_SOURCE = (
+EDIT_RUBRIC_WITHOUT_SOURCE = (
     "You are an expert reviewer of AI-generated images. The image below was produced from a text "
     "instruction. Rate it on two criteria, each an integer from 1 (very poor) to 5 (excellent).\n"
     "instruction_adherence: does the image show what the instruction asks, fully and exactly?\n"
@@ -63,11 +63,13 @@ IMGEDIT_WITHOUT_SOURCE = (
 
 
 class RubricProtocol(ScoringProtocol):
-    """One JSON-schema-constrained call; integer criteria in ``[lo, hi]``, combined, mapped to 0-10.
+    """One constrained call; integer criteria in ``[lo, hi]``, combined, mapped to 0-10.
 
     ``with_source`` is the prompt for items with a source image; ``without_source`` the one for
     items without (``None``: ``with_source`` serves both and must not use ``{source}``).
     ``fields_without_source`` are the criteria asked when an item has no source image.
+    ``reasoning_first`` has the judge write its reasoning (``reasoning_chars`` > 0) before the
+    scores, as judges trained that way expect.
     """
 
     def __init__(
@@ -83,7 +85,10 @@ class RubricProtocol(ScoringProtocol):
         combine: str = "mean",
         description: str = "",
         reasoning_chars: int = 0,
+        reasoning_first: bool = False,
     ) -> None:
+        if reasoning_first and reasoning_chars <= 0:
+            raise ValueError("reasoning first needs a reasoning: reasoning_chars must be above 0")
         self.fields = tuple(fields)
         self.fields_without_source = tuple(fields_without_source or fields)
         _check_rubric(self.fields, self.fields_without_source, lo, hi, combine)
@@ -92,8 +97,9 @@ class RubricProtocol(ScoringProtocol):
         self.reasoning_chars = reasoning_chars
         reason = {"reason": " and a one-sentence reasoning" if reasoning_chars else ""}
         self._with, self._without = PromptTemplate.pair(with_source, without_source, reason)
-        self._format_with = ScoreFormat(self.fields, lo, hi, reasoning_chars)
-        self._format_without = ScoreFormat(self.fields_without_source, lo, hi, reasoning_chars)
+        chars, first = reasoning_chars, reasoning_first
+        self._format_with = ScoreFormat(self.fields, lo, hi, chars, first)
+        self._format_without = ScoreFormat(self.fields_without_source, lo, hi, chars, first)
         # Built once: every call of an item carries one of these two.
         self._params_with = self._format_with.params()
         self._params_without = self._format_without.params()
@@ -140,24 +146,25 @@ def _check_rubric(
         raise ValueError(f"combine must be one of {', '.join(COMBINE)}, not {combine!r}")
     if not fields or len(set(fields)) != len(fields) or not set(without) <= set(fields):
         raise ValueError("fields must be distinct and non-empty; fields_without_source a subset")
-    reserved = {"overall", "reasoning", "score"} & set(fields)
+    reserved = {"overall", "reasoning", "sample_std", "score"} & set(fields)
     if reserved:
         raise ValueError(f"field names {sorted(reserved)} are reserved")
     if not 0 <= lo < hi:
         raise ValueError(f"the score range must satisfy 0 <= lo < hi (got {lo}, {hi})")
 
 
-def imgedit(reasoning_chars: int = 0) -> RubricProtocol:
-    """The built-in ImgEdit-style 1-5 rubric."""
+def edit_rubric(reasoning_chars: int = 0) -> RubricProtocol:
+    """The built-in generic 1-5 rubric, ``edit-rubric`` (it answered to ``imgedit`` before that
+    name went to ImgEdit's own judge)."""
     return RubricProtocol(
-        "imgedit",
-        with_source=IMGEDIT_WITH_SOURCE,
-        without_source=IMGEDIT_WITHOUT_SOURCE,
-        fields=IMGEDIT_FIELDS,
-        fields_without_source=IMGEDIT_FIELDS[:2],
+        "edit-rubric",
+        with_source=EDIT_RUBRIC_WITH_SOURCE,
+        without_source=EDIT_RUBRIC_WITHOUT_SOURCE,
+        fields=EDIT_RUBRIC_FIELDS,
+        fields_without_source=EDIT_RUBRIC_FIELDS[:2],
         lo=1,
         hi=5,
         combine="mean",
-        description="ImgEdit-style rubric: mean of three 1-5 criteria, mapped to 0-10.",
+        description="Generic rubric: mean of three 1-5 criteria, mapped to 0-10.",
         reasoning_chars=reasoning_chars,
     )

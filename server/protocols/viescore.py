@@ -1,15 +1,17 @@
-"""VIEScore, as used by GEdit-Bench: semantic consistency x perceptual quality.
+"""VIEScore's scoring rule in editjudge's own words: semantic consistency x perceptual quality.
 
-Two judge calls per item, following the published method (Ku et al., "VIEScore", ACL 2024; the
-GEdit-Bench evaluation of Step1X-Edit):
+Two judge calls per item, following the published method's structure (Ku et al., "VIEScore", ACL
+2024, as GEdit-Bench uses it):
 
 * semantic consistency (SC): source image, instruction and edited image -> how well the instruction
   was followed, and how little else was changed (over-editing), each 0-10;
 * perceptual quality (PQ): the edited image alone -> naturalness and absence of artifacts, 0-10.
 
 SC = min of its two scores, PQ = min of its two, overall = sqrt(SC * PQ). The prompts below are our
-own wording of that rubric. Content order puts the rubric and the source image first, then the
-instruction, then the edited image, so calls that share a source share the longest prompt prefix.
+own wording of that rubric, and the layout is ours: content order puts the rubric and the source
+image first, then the instruction, then the edited image, so calls that share a source share the
+longest prompt prefix. The numbers are therefore not GEdit-Bench's; ``gedit``
+(:mod:`.gedit`) judges with the benchmark's own prompts, layout and images.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ PQ_FIELDS = ("naturalness", "artifacts")
 
 
 class VIEScore(ScoringProtocol):
-    """GEdit-Bench-compatible VIEScore: ``score`` = sqrt(min(SC) * min(PQ))."""
+    """VIEScore's rule with editjudge's prompts: ``score`` = sqrt(min(SC) * min(PQ))."""
 
     name = "viescore"
-    description = "GEdit-Bench VIEScore: sqrt(min(SC) * min(PQ)), two calls per item."
+    description = "VIEScore's rule, editjudge's prompts: sqrt(min(SC) * min(PQ)), two calls."
 
     def __init__(self, reasoning_chars: int = 240) -> None:
         self.reasoning_chars = reasoning_chars

@@ -1,6 +1,7 @@
 """``POST /score/group``: K candidate edits of one source image under one instruction.
 
-The request is ``{"source_image", "instruction", "images": [...], "ids": [...]?, "protocol"?}``;
+The request is ``{"source_image", "instruction", "images": [...], "ids"?, "protocol"?, "meta"?}``
+(``meta`` is echoed in every candidate's result);
 the answer is ``{"results": [...], "backend", "prompt_tokens", "cached_prompt_tokens"}`` with
 results in request order, each with ``rank`` and ``z_score`` within the group (see
 :mod:`editjudge.server.group`). A bad source image, instruction or request shape is a 4xx for the
@@ -23,7 +24,7 @@ from ..errors import EditJudgeError, InvalidRequest, TooManyItems, UnsupportedMe
 from ..group import GroupScorer
 from ..images import ImageLimits, PreparedImage
 from ..intake import THREAD_MIN_ITEMS, image_field, load_json, validate
-from ..protocols import Item, Rejected
+from ..protocols import Item, Rejected, ScoringProtocol
 from ..responses import json_response
 from ..schemas import ErrorResponse, GroupRequest, GroupResponse
 
@@ -52,12 +53,12 @@ async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
     reserve = body_reservation(request.headers.get("content-length"), ctx.settings.max_body_bytes)
     with ctx.budget.admit(0, reserve):
         group = await _parse(request, ctx)
-    protocol = ctx.protocols.get(group.protocol)
+    protocol = ctx.protocols.get(group.protocol).specialize(group.meta)
     source = image_field(group.source_image, ctx.limits, "source_image")
     if len(group.images) >= THREAD_MIN_ITEMS:
-        entries = await asyncio.to_thread(_candidates, group, source, ctx.limits)
+        entries = await asyncio.to_thread(_candidates, group, source, protocol, ctx.limits)
     else:
-        entries = _candidates(group, source, ctx.limits)
+        entries = _candidates(group, source, protocol, ctx.limits)
     require_healthy(ctx)
     size = source.size + sum(e.image.size for e in entries if isinstance(e, Item))
     with ctx.budget.admit(len(entries), size):
@@ -90,15 +91,16 @@ async def _parse(request: Request, ctx: AppContext) -> GroupRequest:
 
 
 def _candidates(
-    group: GroupRequest, source: PreparedImage, limits: ImageLimits
+    group: GroupRequest, source: PreparedImage, protocol: ScoringProtocol, limits: ImageLimits
 ) -> list[Item | Rejected]:
     out: list[Item | Rejected] = []
     for i, value in enumerate(group.images):
         item_id = group.ids[i] if group.ids is not None else str(i)
         try:
             image = image_field(value, limits, f"images.{i}")
+            item = protocol.prepare(Item(group.instruction, image, source, item_id, group.meta))
         except EditJudgeError as exc:
-            out.append(Rejected(item_id, exc))
+            out.append(Rejected(item_id, exc, group.meta))
             continue
-        out.append(Item(group.instruction, image, source, item_id))
+        out.append(item)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -16,7 +17,7 @@ from ..admission import body_reservation
 from ..auth import Authorized
 from ..deps import AppContext, Ctx, require_healthy
 from ..errors import InvalidRequest, UnsupportedMediaType
-from ..intake import Parsed, image_from_bytes, load_json, parse_json_request, validate
+from ..intake import Parsed, image_from_bytes, load_json, parse_json_request, resolve, validate
 from ..protocols import Item
 from ..responses import json_response, retry_after
 from ..schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreItem, ScoreResult
@@ -55,6 +56,11 @@ _SCORE_OPENAPI: dict[str, Any] = {
                         "instruction": {"type": "string", "minLength": 1, "maxLength": 8192},
                         "id": {"type": "string", "maxLength": 512},
                         "protocol": {"type": "string", "maxLength": 64},
+                        "meta": {
+                            "type": "string",
+                            "description": "A JSON object (at most 4096 bytes), echoed in the "
+                            "result.",
+                        },
                     },
                 }
             },
@@ -151,7 +157,7 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
     try:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
-        unknown = set(form.keys()) - {"image", "source_image", "instruction", "id", "protocol"}
+        unknown = set(form.keys()) - _FORM_FIELDS
         if unknown:
             raise InvalidRequest(f"unknown form fields: {', '.join(sorted(unknown))}")
         if "image" not in files:
@@ -159,9 +165,11 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
         instruction = fields.get("instruction", "").strip()
         if not instruction:
             raise InvalidRequest("multipart requests need a non-empty field 'instruction'")
-        # The same field rules (lengths) as a JSON item; the image is checked below, as a file.
-        meta = {k: fields[k] for k in ("id", "protocol") if k in fields}
-        validate(ScoreItem, {"image": "file", "instruction": instruction, **meta})
+        # The same field rules (lengths, meta) as a JSON item; the image is checked below as a file.
+        named: dict[str, Any] = {k: fields[k] for k in ("id", "protocol") if k in fields}
+        if "meta" in fields:
+            named["meta"] = _form_meta(fields["meta"])
+        entry = validate(ScoreItem, {"image": "file", "instruction": instruction, **named})
         image = image_from_bytes(await files["image"].read(), ctx.limits, "image")
         source = None
         if "source_image" in files:
@@ -169,7 +177,18 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
             source = image_from_bytes(data, ctx.limits, "source_image")
     finally:
         await form.close()
-    protocol = ctx.protocols.get(fields.get("protocol"))
-    item = Item(instruction, image, source, fields.get("id"))
-    size = len(image.data) + (len(source.data) if source else 0)
+    item = Item(instruction, image, source, entry.id, entry.meta)
+    protocol, item = resolve(ctx.protocols.get(entry.protocol), item)
+    size = item.image.size + (item.source.size if item.source else 0)
     return Parsed([item], [protocol], False, size)
+
+
+_FORM_FIELDS = {"image", "source_image", "instruction", "id", "protocol", "meta"}
+
+
+def _form_meta(value: str) -> Any:
+    """The ``meta`` form field: a JSON object, as text."""
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("meta: must be a JSON object, as text") from None

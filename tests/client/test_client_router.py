@@ -226,3 +226,18 @@ async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> 
         results = await client.score_many(items)
     assert all(r.ok for r in results)
     assert peak == 4  # 2 x (2 engines x 4-request windows) items / 4 items per request
+
+
+async def test_meta_round_trips_through_the_client_and_its_own_error_results() -> None:
+    async with asgi_router(1) as (http, _, _):
+        client = AsyncClient("http://router", http_client=http)
+        single = await client.score(image_bytes(), "add a hat", meta={"task": "add", "k": [1]})
+        assert single.ok and single.meta == {"task": "add", "k": [1]}
+        items = [
+            Item(image_bytes(), "fine", meta={"i": 0}),
+            {"image": b"not an image", "instruction": "broken", "meta": {"i": 1}},
+        ]
+        results = await client.score_many(items)
+    assert [r.meta for r in results] == [{"i": 0}, {"i": 1}]
+    # refused by the client before any request (no fingerprint), its meta kept all the same
+    assert results[1].status == "error" and results[1].fingerprint is None

@@ -49,7 +49,7 @@ def images_decoded(watched: Watched) -> list[bool]:
 
 
 def meta(result: ScoreResult | None, field: str) -> Any:
-    return None if result is None else (result.model_extra or {})["meta"][field]
+    return None if result is None or result.meta is None else result.meta[field]
 
 
 def value(result: ScoreResult | None, metric: str = "score") -> float | None:

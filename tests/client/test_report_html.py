@@ -160,7 +160,8 @@ def test_cli_usage_errors_exit_2_with_one_line(
     runs = make_runs(tmp_path, n=3)
     cases = [
         (["report", str(tmp_path / "nope.jsonl"), "--html", "x.html"], "results file not found"),
-        (["report", str(runs.results_a)], "give --html"),
+        # the HTML page's own options without --html: the table mode cannot use them
+        (["report", str(runs.results_a), "--inputs", str(runs.inputs)], "add --html"),
         (
             ["report", str(runs.results_a), "--html", "o.html", "--compare-inputs", "i"],
             "needs --compare",

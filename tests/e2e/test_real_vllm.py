@@ -86,7 +86,7 @@ def test_every_reply_parses_on_engines_started_without_structured_output_flags(
 ) -> None:
     """The engines run with vLLM's defaults (xgrammar allows any whitespace in JSON): the
     router's compact-JSON constraint alone keeps a random-weight model's replies parseable."""
-    for protocol in ("viescore", "imgedit"):
+    for protocol in ("viescore", "edit-rubric"):
         items = [{**edit_item(i), "protocol": protocol} for i in range(12)]
         r = httpx.post(f"{router_url}/score", json={"items": items}, timeout=600)
         assert r.status_code == 200, r.text

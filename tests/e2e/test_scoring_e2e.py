@@ -13,7 +13,7 @@ import pytest
 from bench.workload import noisy_image
 from editjudge.server.engine import parse_chat_reply
 from editjudge.server.images import ImageLimits, prepare_image
-from editjudge.server.protocols import ExpectedScore, Item, Sampling, imgedit
+from editjudge.server.protocols import ExpectedScore, Item, Sampling, edit_rubric
 from editjudge.server.protocols.expected import digit_distribution, expectation
 from tests.e2e.conftest import SERVED_NAME, TIMINGS
 from tests.helpers import b64
@@ -96,7 +96,7 @@ def block_size(engine: str) -> int:
     return int(found.group(1)) if found else 16
 
 
-@pytest.mark.parametrize("protocol", ["expected", "imgedit"])
+@pytest.mark.parametrize("protocol", ["expected", "edit-rubric"])
 def test_group_scores_on_one_engine_and_reuses_the_primed_prefix(
     router_url: str, warm: list[str], protocol: str
 ) -> None:
@@ -128,7 +128,7 @@ def test_group_scores_on_one_engine_and_reuses_the_primed_prefix(
 
     # What the priming request covered, measured on the engine itself.
     source = prepare_image(source_png, LIMITS)
-    protocol_obj = ExpectedScore() if protocol == "expected" else imgedit(0)
+    protocol_obj = ExpectedScore() if protocol == "expected" else edit_rubric(0)
     prefix = protocol_obj.prefix(source, INSTRUCTION)
     assert prefix is not None
     prefix_tokens = chat(engine, prefix.body(SERVED_NAME, Sampling())).json()["usage"]

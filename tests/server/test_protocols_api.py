@@ -26,7 +26,9 @@ prompt = "Judge {instruction}:{image}"
 async def test_builtin_protocols_are_listed() -> None:
     async with fake_engines(1) as engines, router([u for _, u in engines]) as client:
         info = (await client.get("/info")).json()
-        assert {"viescore", "expected", "imgedit"} <= set(info["protocols"])
+        assert {"viescore", "expected", "edit-rubric"} <= set(info["protocols"])
+        # the reference protocols are served only with their prompt files
+        assert not {"gedit", "imgedit"} & set(info["protocols"])
         assert info["default_protocol"] == "viescore"
 
 
@@ -63,9 +65,9 @@ async def test_expected_without_logprobs_is_an_error_item() -> None:
         assert res["error"]["code"] == "unparseable_reply" and res["raw"] == "7"
 
 
-async def test_imgedit_scores_on_0_to_10_from_1_to_5_criteria() -> None:
+async def test_edit_rubric_scores_on_0_to_10_from_1_to_5_criteria() -> None:
     async with fake_engines(1) as engines, router([u for _, u in engines]) as client:
-        res = (await client.post("/score", json={**item(1), "protocol": "imgedit"})).json()
+        res = (await client.post("/score", json={**item(1), "protocol": "edit-rubric"})).json()
         assert res["status"] == "ok", res
         crit = [res["scores"][k] for k in ("instruction_adherence", "editing_quality")]
         crit.append(res["scores"]["detail_preservation"])

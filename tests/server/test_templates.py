@@ -12,7 +12,7 @@ from editjudge.server.protocols import (
     ParseFailure,
     RubricProtocol,
     TemplateError,
-    imgedit,
+    edit_rubric,
     load_templates,
 )
 from editjudge.server.protocols.template import PromptTemplate, TemplateSyntaxError
@@ -96,11 +96,11 @@ def test_source_rules_for_a_pair() -> None:
     assert one is other
 
 
-# --- imgedit ----------------------------------------------------------------------------------
+# --- edit-rubric (the generic rubric once served as imgedit) -----------------------------------
 
 
-def test_imgedit_asks_three_1_to_5_criteria_with_source_first() -> None:
-    (call,) = imgedit().calls(Item("add a hat", EDIT, SRC))
+def test_edit_rubric_asks_three_1_to_5_criteria_with_source_first() -> None:
+    (call,) = edit_rubric().calls(Item("add a hat", EDIT, SRC))
     good = '{"instruction_adherence":5,"editing_quality":1,"detail_preservation":3}'
     assert admits(call.params, good)
     for bad in (
@@ -115,35 +115,35 @@ def test_imgedit_asks_three_1_to_5_criteria_with_source_first() -> None:
     assert urls == [SRC.data_url(), EDIT.data_url()]
 
 
-def test_imgedit_maps_the_1_to_5_mean_onto_0_to_10() -> None:
+def test_edit_rubric_maps_the_1_to_5_mean_onto_0_to_10() -> None:
     raw = '{"instruction_adherence": 5, "editing_quality": 3, "detail_preservation": 4}'
-    out = imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
+    out = edit_rubric().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
     assert out.scores["overall"] == pytest.approx(4.0)
     assert out.score == pytest.approx(7.5)
     lowest = '{"instruction_adherence": 1, "editing_quality": 1, "detail_preservation": 1}'
-    assert imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(lowest)}).score == 0.0
+    assert edit_rubric().combine(Item("x", EDIT, SRC), {"rubric": reply(lowest)}).score == 0.0
 
 
-def test_imgedit_without_source_drops_detail_preservation() -> None:
+def test_edit_rubric_without_source_drops_detail_preservation() -> None:
     item = Item("x", EDIT, None)
-    (call,) = imgedit().calls(item)
+    (call,) = edit_rubric().calls(item)
     assert admits(call.params, '{"instruction_adherence":5,"editing_quality":5}')
     assert "detail_preservation" not in call.params["structured_outputs"]["regex"]
-    out = imgedit().combine(
+    out = edit_rubric().combine(
         item, {"rubric": reply('{"instruction_adherence": 5, "editing_quality": 5}')}
     )
     assert out.score == pytest.approx(10.0)
 
 
-def test_imgedit_out_of_range_is_an_error() -> None:
+def test_edit_rubric_out_of_range_is_an_error() -> None:
     raw = '{"instruction_adherence": 0, "editing_quality": 3, "detail_preservation": 4}'
     with pytest.raises(ParseFailure):
-        imgedit().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
+        edit_rubric().combine(Item("x", EDIT, SRC), {"rubric": reply(raw)})
 
 
 def test_reasoning_is_requested_only_when_enabled() -> None:
-    (quiet,) = imgedit(0).calls(Item("x", EDIT, SRC))
-    (chatty,) = imgedit(200).calls(Item("x", EDIT, SRC))
+    (quiet,) = edit_rubric(0).calls(Item("x", EDIT, SRC))
+    (chatty,) = edit_rubric(200).calls(Item("x", EDIT, SRC))
     scores = '"instruction_adherence":5,"editing_quality":1,"detail_preservation":3'
     assert admits(quiet.params, "{" + scores + "}")
     assert not admits(quiet.params, "{" + scores + ',"reasoning":"ok"}')
@@ -152,7 +152,7 @@ def test_reasoning_is_requested_only_when_enabled() -> None:
     assert (
         "reasoning" in chatty.content[-1]["text"] and "reasoning" not in quiet.content[-1]["text"]
     )
-    assert imgedit(0).template_hash != imgedit(200).template_hash
+    assert edit_rubric(0).template_hash != edit_rubric(200).template_hash
 
 
 # --- template files ---------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_broken_templates_name_the_file_and_fault(
 ) -> None:
     write(tmp_path, name, text)
     with pytest.raises(TemplateError) as info:
-        load_templates(tmp_path, {"viescore", "expected", "imgedit"})
+        load_templates(tmp_path, {"viescore", "expected", "edit-rubric"})
     assert name in str(info.value)
     assert message in str(info.value)
 
