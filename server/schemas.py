@@ -158,8 +158,9 @@ class Capacity(BaseModel):
     )
     queued: int = Field(description="Work waiting in the router for a window to open.")
     suggested_items_in_flight: int = Field(
-        description="Items a client should keep in flight so that every healthy engine stays "
-        "fed (about twice what the windows hold, within the router's budget)."
+        description="Items a client should keep in flight so that every healthy engine's window "
+        "can grow to its ceiling (within half the router's item budget); the router queues the "
+        "rest."
     )
 
 

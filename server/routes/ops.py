@@ -75,14 +75,17 @@ async def info(ctx: Ctx) -> InfoResponse:
 def capacity(ctx: AppContext) -> Capacity:
     """The load that keeps every healthy engine busy.
 
-    Clients are asked for about twice what the engines' windows hold: a batch request returns
-    only when its last item is done, so the router needs work queued to refill a window the
-    moment a request finishes. What exceeds the windows waits in the router, fairly.
+    Clients are asked for as many items as every engine's window may grow to (its ceiling,
+    ``MAX_IN_FLIGHT_PER_BACKEND`` requests), within half the router's item budget: the window can
+    only grow while work waits for it, and what exceeds the windows waits in the router, fairly.
+    Sized from today's windows instead, a client starved a fresh engine: on 4xH200 with a dummy
+    Qwen3-VL-30B-A3B, one engine given 64 items ran 103 requests at 3.9 items/s, and four given
+    512 ran 26 items/s where 1024 ran 43 (BENCHMARKS.md).
     """
     healthy = [b for b in ctx.pool.backends if b.healthy]
     window = sum(b.window for b in healthy)
-    floor = ctx.settings.start_in_flight_per_backend
-    suggested = min(2 * max(window, floor), max(1, ctx.settings.max_queued_items // 2))
+    ceiling = max(1, len(healthy)) * ctx.settings.max_in_flight_per_backend
+    suggested = min(ceiling, max(1, ctx.settings.max_queued_items // 2))
     return Capacity(
         healthy_backends=len(healthy),
         backends=len(ctx.pool.backends),

@@ -19,8 +19,8 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A setting in the benchmark's own environment must not reach serve or score: if this one
-    # did, the router would suggest 4 items in flight instead of 128.
-    monkeypatch.setenv("EDITJUDGE_START_IN_FLIGHT_PER_BACKEND", "1")
+    # did, the router would suggest 2 items in flight instead of 512.
+    monkeypatch.setenv("EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND", "1")
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
@@ -44,8 +44,8 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     assert phase["warmup"]["ok"] == 2
     runs = {r["name"]: r for r in phase["runs"]}
     assert list(runs) == ["userpath-2", "userpath-1"]
-    # The router suggests twice its engines' start windows (32 requests each).
-    for name, pairs, in_flight in (("userpath-2", 24, 128), ("userpath-1", 8, 64)):
+    # The router suggests what its engines' windows may grow to (256 requests each).
+    for name, pairs, in_flight in (("userpath-2", 24, 512), ("userpath-1", 8, 256)):
         run = runs[name]
         assert run["command"][-2:] == ["--server", run["command"][-1]]  # CLI defaults only
         assert (run["items"], run["ok"], run["errors"], run["parse_rate"]) == (
@@ -65,7 +65,7 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     assert curve["runs"][0]["command"][-4:] == ["--batch-size", "16", "--concurrency", "1"]
 
     text = report.render(out)
-    assert text.count("card no GPU (CPU run)") == 2 and "| userpath-2 | 2 | 128 | 24 |" in text
+    assert text.count("card no GPU (CPU run)") == 2 and "| userpath-2 | 2 | 512 | 24 |" in text
 
 
 def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path:
     )
     (run,) = phase["runs"]
     assert (run["name"], run["kind"], run["engines"]) == ("dp-userpath-2", "userpath", 2)
-    assert run["in_flight"] == 128 and (run["items"], run["ok"]) == (20, 20)  # as for 2 engines
+    assert run["in_flight"] == 512 and (run["items"], run["ok"]) == (20, 20)  # as for 2 engines
 
 
 def test_a_serve_that_cannot_start_is_recorded(tmp_path: Path) -> None:

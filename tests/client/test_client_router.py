@@ -193,11 +193,11 @@ async def test_concurrency_is_sized_from_the_routers_healthy_engines() -> None:
     """Without --concurrency the client keeps the router's suggested items in flight: a box
     with more engines gets more requests in flight, a small one is not flooded."""
     for n_engines, expected in ((1, 2), (4, 8)):
-        async with asgi_router(n_engines, start_in_flight_per_backend=16) as (http, _, __):
+        async with asgi_router(n_engines, max_in_flight_per_backend=32) as (http, _, __):
             client = AsyncClient("http://router", http_client=http, batch_size=16)
             info = await client.info()
             assert info.capacity is not None and info.capacity.healthy_backends == n_engines
-            # 2 x n x 16 requests' windows suggested, in requests of 16 items
+            # n x 32 (the windows' ceiling) items suggested, in requests of 16 items
             assert client.concurrency_for(info) == expected
             fixed = AsyncClient("http://router", http_client=http, concurrency=3)
             assert fixed.concurrency_for(info) == 3
@@ -207,7 +207,7 @@ async def test_concurrency_is_sized_from_the_routers_healthy_engines() -> None:
 
 async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> None:
     knobs = {"latency_s": 0.05}
-    async with asgi_router(2, engine_knobs=knobs, start_in_flight_per_backend=4) as (http, _, __):
+    async with asgi_router(2, engine_knobs=knobs, max_in_flight_per_backend=8) as (http, _, __):
         client = AsyncClient("http://router", http_client=http, batch_size=4)
         peak, active = 0, 0
         real_request = client.request
@@ -225,7 +225,7 @@ async def test_score_many_keeps_the_suggested_number_of_requests_in_flight() -> 
         items = [Item(image_bytes((i, 0, 0)), f"edit {i}", id=str(i)) for i in range(40)]
         results = await client.score_many(items)
     assert all(r.ok for r in results)
-    assert peak == 4  # 2 x (2 engines x 4-request windows) items / 4 items per request
+    assert peak == 4  # 2 engines x 8 (their windows' ceiling) items / 4 items per request
 
 
 async def test_meta_round_trips_through_the_client_and_its_own_error_results() -> None:
