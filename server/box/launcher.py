@@ -40,7 +40,7 @@ from ..config import Settings
 from ..protocols import TemplateError
 from .engines import DEFAULT_VLLM_CMD, build_engines, parse_gpus
 from .output import QuietStreamHandler, say, settle_std_streams
-from .router import bind_router, pin_router, serve_router
+from .router import bind_router, pin_router, router_server, serve_router
 from .supervisor import INITIAL_BACKOFF_S, Supervision, supervise
 
 log = logging.getLogger("editjudge.launcher")
@@ -50,6 +50,12 @@ async def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM (0), or until no engine can start or run (1)."""
     engines, router_cpus = build_engines(args, parse_gpus(args.gpus))
     sock = bind_router(args.host, args.port)
+    try:
+        server = router_server(args, [e.url for e in engines])
+    except Exception as exc:  # before any engine starts: nothing to stop
+        sock.close()
+        say(f"editjudge serve: cannot build the router: {type(exc).__name__}: {exc}")
+        return 1
     pin_router(router_cpus)
     sup = Supervision(
         engines, args.vllm_cmd, args.max_backoff, args.max_start_failures, args.stop_timeout
@@ -63,7 +69,7 @@ async def run(args: argparse.Namespace) -> int:
         task.add_done_callback(functools.partial(sup.supervisor_done, engine))
         supervisors.append(task)
     try:
-        await serve_router(args, sup, sock)
+        await serve_router(args, sup, sock, server)
     finally:
         sup.stopping.set()
         sup.halt.set()

@@ -62,8 +62,10 @@ def pin_router(cpus: tuple[int, ...]) -> None:
             log.warning("cannot pin the router to its cores (%s); running unpinned", exc)
 
 
-def router_server(args: argparse.Namespace, sup: Supervision) -> _RouterServer:
-    settings = Settings(backends=[e.url for e in sup.engines], host=args.host, port=args.port)
+def router_server(args: argparse.Namespace, backends: list[str]) -> _RouterServer:
+    """The router, built before any engine starts: a router that cannot be built (a missing
+    dependency, a bad setting) must fail ``serve`` at once, not after minutes of engine starts."""
+    settings = Settings(backends=backends, host=args.host, port=args.port)
     config = uvicorn.Config(
         create_app(settings),
         host=args.host,
@@ -83,14 +85,15 @@ async def run_router(server: uvicorn.Server, sock: socket.socket) -> None:
         await server.serve(sockets=[sock])
 
 
-async def serve_router(args: argparse.Namespace, sup: Supervision, sock: socket.socket) -> None:
+async def serve_router(
+    args: argparse.Namespace, sup: Supervision, sock: socket.socket, server: _RouterServer
+) -> None:
     """Run the router from the first healthy engine until ``sup.stopping``, then drain it: its
     in-flight requests are answered (up to ``--drain-timeout``) while the engines still run."""
     await wait_any(sup.any_healthy, sup.stopping)
     if sup.stopping.is_set():
         return
     log.info("starting the router on http://%s:%d", args.host, args.port)
-    server = router_server(args, sup)
     router = asyncio.create_task(run_router(server, sock))
     stopping = asyncio.create_task(sup.stopping.wait())
     await asyncio.wait([router, stopping], return_when=asyncio.FIRST_COMPLETED)
