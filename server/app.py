@@ -23,6 +23,8 @@ from .discovery import Change, Discovery, Resolver, from_settings
 from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError, Unauthorized
 from .images import ImageLimits
+from .intake import ImageWorkers
+from .memory import TRIM_AFTER_DROP, trim_loop, tune_allocator
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig, check_all, health_loop
@@ -112,10 +114,15 @@ def build_context(
             resize_grid=settings.resize_grid,
             check=settings.image_check,
         ),
-        budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
+        budget=Budget(
+            settings.max_queued_items,
+            settings.max_queued_image_bytes,
+            max_upload_bytes=int(settings.max_queued_image_bytes * settings.upload_budget_share),
+        ),
         metrics=metrics,
         info=info,
         api_key_digests=key_digests([k.get_secret_value().encode() for k in settings.api_keys]),
+        image_workers=ImageWorkers(settings.image_threads),
     )
 
 
@@ -152,6 +159,9 @@ def create_app(
             ctx.info.model,
         )
         loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
+        tune_allocator(settings.malloc_mmap_threshold)
+        if settings.memory_trim_interval_s > 0:
+            loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
         if discovery is not None:
             loops.append(discovery.run())
         tasks = [asyncio.create_task(loop) for loop in loops]
@@ -162,6 +172,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
+            ctx.image_workers.close()
             if ctx.scorer.cache is not None:
                 ctx.scorer.cache.close()
 

@@ -14,9 +14,11 @@ import aiohttp
 import httpx
 import orjson
 
+from .bodies import EngineBody
 from .errors import BackendHTTPError, BackendTimeout, BackendUnavailable
 
 _JSON = {"content-type": "application/json"}
+Body = bytes | EngineBody  # EngineBody: streamed in its chunks, see editjudge.server.bodies
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class ChatReply:
 class EngineClient(Protocol):
     """Transport-independent calls to a vLLM server at ``base_url``."""
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any: ...
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any: ...
 
     async def get_json(self, url: str, timeout: float) -> Any: ...
 
@@ -42,7 +44,7 @@ class EngineClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def chat(client: EngineClient, base_url: str, body: bytes, timeout: float) -> ChatReply:
+async def chat(client: EngineClient, base_url: str, body: Body, timeout: float) -> ChatReply:
     """POST a pre-serialised chat-completions body and return the first choice."""
     payload = await client.post_json(f"{base_url}/v1/chat/completions", body, timeout)
     return parse_chat_reply(payload, base_url)
@@ -76,6 +78,12 @@ def _top_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
     ]
 
 
+def _headers(body: Body | None) -> dict[str, str] | None:
+    if isinstance(body, EngineBody):  # a stream: its length is known, so no chunked encoding
+        return {**_JSON, "content-length": str(body.length)}
+    return _JSON if body is not None else None
+
+
 def _backend_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
@@ -105,7 +113,7 @@ class AiohttpEngineClient:
             connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any:
         return await self._request("POST", url, body, timeout)
 
     async def get_json(self, url: str, timeout: float) -> Any:
@@ -119,13 +127,13 @@ class AiohttpEngineClient:
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
-    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+    async def _request(self, method: str, url: str, body: Body | None, timeout: float) -> Any:
         try:
             async with self._session.request(
                 method,
                 url,
                 data=body,
-                headers=_JSON if body is not None else None,
+                headers=_headers(body),
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as r:
                 raw = await r.read()
@@ -149,7 +157,7 @@ class HttpxEngineClient:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=None)
         self._client = httpx.AsyncClient(limits=limits, transport=transport)
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any:
         return await self._request("POST", url, body, timeout)
 
     async def get_json(self, url: str, timeout: float) -> Any:
@@ -162,13 +170,13 @@ class HttpxEngineClient:
         except httpx.HTTPError:
             return False
 
-    async def _request(self, method: str, url: str, body: bytes | None, timeout: float) -> Any:
+    async def _request(self, method: str, url: str, body: Body | None, timeout: float) -> Any:
         try:
             r = await self._client.request(
                 method,
                 url,
                 content=body,
-                headers=_JSON if body is not None else None,
+                headers=_headers(body),
                 timeout=timeout,
             )
         except httpx.TimeoutException:

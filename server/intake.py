@@ -1,31 +1,98 @@
 """From request bodies to validated :class:`~editjudge.server.protocols.Item` objects.
 
 JSON bodies are parsed with orjson; a batch is validated item by item so one bad item becomes an
-error result in its place instead of failing the request. Image work (base64, Pillow header checks,
-a decode check) runs in a worker thread for batches, where Pillow releases the GIL.
+error result in its place instead of failing the request. Pixel decodes never run on the event
+loop: a request with an image that needs one (anything but a pass-through JPEG under the header
+check), or a batch of ``THREAD_MIN_ITEMS`` or more, is prepared in a bounded pool of worker
+threads (:class:`ImageWorkers`), where Pillow and zlib release the GIL; each decode charges its
+pixels to the request's budget hold while it runs. The rest (JSON parsing, the header check)
+stays on the loop: it holds the GIL throughout, so a thread would stall the loop just as long
+and add a GIL hand-over on every loop wake-up while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from .errors import EditJudgeError, InvalidJSON, InvalidRequest, TooManyItems
-from .images import ImageLimits, PreparedImage, prepare_image, prepare_payload
+from .errors import EditJudgeError, InvalidJSON, InvalidRequest, ServiceError, TooManyItems
+from .images import (
+    ImageLimits,
+    Memory,
+    PreparedImage,
+    prepare_image,
+    prepare_payload,
+    prepare_without_decode,
+)
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import BatchRequest, ScoreItem
 
 # Below this many items the thread hop costs more than it saves.
 THREAD_MIN_ITEMS = 4
 
+T = TypeVar("T")
+#: Turns a JSON image field's value into a validated image (raises a 4xx error).
+Prepare = Callable[[str], PreparedImage]
+
+
+class ImageWorkers:
+    """A bounded pool of threads for image work, so decoding never runs on the event loop."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="editjudge-image")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _NeedsWorker(Exception):
+    """An image needs a pixel decode: the request's image work moves to the worker threads."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What turning a body into work needs."""
+
+    protocols: ProtocolRegistry
+    limits: ImageLimits
+    max_items: int
+    workers: ImageWorkers
+
+    async def run(self, job: Callable[[Prepare], T], memory: Memory, inline: bool) -> T:
+        """``job(prepare)``: on the event loop if ``inline`` and no image needs a decode,
+        else in a worker thread, where ``prepare`` decodes and charges ``memory``."""
+        if inline:
+            try:
+                return job(self._without_decode)
+            except _NeedsWorker:
+                pass
+        full = functools.partial(prepare_payload, limits=self.limits, memory=memory)
+        return await self.workers.run(job, _once_each(full))
+
+    def _without_decode(self, value: str) -> PreparedImage:
+        image = prepare_without_decode(value, self.limits)
+        if image is None:
+            raise _NeedsWorker
+        return image
+
 
 @dataclass(frozen=True)
 class Parsed:
-    """A request turned into work: entries (items or per-item errors) and their protocols."""
+    """A request turned into work: entries (items or per-item errors) and their protocols.
+
+    ``image_bytes`` is what the images hold while the request is scored: their base64 text.
+    """
 
     entries: list[Item | Rejected]
     protocols: list[ScoringProtocol]
@@ -33,7 +100,7 @@ class Parsed:
     image_bytes: int
 
 
-def load_json(body: bytes) -> dict[str, Any]:
+def load_json(body: bytes | bytearray) -> dict[str, Any]:
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -59,36 +126,44 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-async def parse_json_request(
-    obj: dict[str, Any], registry: ProtocolRegistry, limits: ImageLimits, max_items: int
-) -> Parsed:
+async def parse_json_body(body: bytearray, intake: Intake, memory: Memory) -> Parsed:
+    """A ``/score`` JSON body (one item or a batch) turned into work; ``body`` is emptied once
+    parsed, so the raw bytes do not outlive the parse."""
+    obj = load_json(body)
+    body.clear()
+    items = obj.get("items")
+    small = not (isinstance(items, list) and len(items) >= THREAD_MIN_ITEMS)
+    return await intake.run(functools.partial(_parse_obj, obj, intake), memory, small)
+
+
+def _parse_obj(obj: dict[str, Any], intake: Intake, prepare: Prepare) -> Parsed:
+    registry = intake.protocols
     if "items" not in obj:
         single = validate(ScoreItem, obj)
         protocol = registry.get(single.protocol)
-        item = build_item(single, limits, fallback_id=None)
-        return Parsed([item], [protocol], False, _bytes([item]))
+        item = build_item(single, prepare, fallback_id=None)
+        return Parsed([item], [protocol], False, held_bytes([item]))
     batch = validate(BatchRequest, obj)
-    if len(batch.items) > max_items:
-        raise TooManyItems(f"batch has {len(batch.items)} items; the limit is {max_items}")
+    if len(batch.items) > intake.max_items:
+        raise TooManyItems(f"batch has {len(batch.items)} items; the limit is {intake.max_items}")
     default = registry.get(batch.protocol)
-    if len(batch.items) >= THREAD_MIN_ITEMS:
-        entries = await asyncio.to_thread(_batch_entries, batch.items, registry, limits)
-    else:
-        entries = _batch_entries(batch.items, registry, limits)
+    entries = _batch_entries(batch.items, registry, prepare)
     protocols = [p or default for _, p in entries]
     items = [e for e, _ in entries]
-    return Parsed(items, protocols, True, _bytes(items))
+    return Parsed(items, protocols, True, held_bytes(items))
 
 
 def _batch_entries(
-    raw_items: list[Any], registry: ProtocolRegistry, limits: ImageLimits
+    raw_items: list[Any], registry: ProtocolRegistry, prepare: Prepare
 ) -> list[tuple[Item | Rejected, ScoringProtocol | None]]:
     out: list[tuple[Item | Rejected, ScoringProtocol | None]] = []
     for index, raw in enumerate(raw_items):
         try:
             entry = validate(ScoreItem, raw)
             protocol = registry.get(entry.protocol) if entry.protocol else None
-            out.append((build_item(entry, limits, fallback_id=str(index)), protocol))
+            out.append((build_item(entry, prepare, fallback_id=str(index)), protocol))
+        except ServiceError:
+            raise  # the budget cannot hold this item's decode: the request is refused, not the item
         except EditJudgeError as exc:
             out.append((Rejected(_raw_id(raw, index), exc), None))
     return out
@@ -100,32 +175,57 @@ def _raw_id(raw: Any, index: int) -> str:
     return str(index)
 
 
-def build_item(entry: ScoreItem, limits: ImageLimits, fallback_id: str | None) -> Item:
-    image = image_field(entry.image, limits, "image")
-    source = image_field(entry.source_image, limits, "source_image") if entry.source_image else None
+def build_item(entry: ScoreItem, prepare: Prepare, fallback_id: str | None) -> Item:
+    image = image_field(entry.image, prepare, "image")
+    source = (
+        image_field(entry.source_image, prepare, "source_image") if entry.source_image else None
+    )
     return Item(entry.instruction, image, source, entry.id if entry.id is not None else fallback_id)
 
 
-def image_from_bytes(data: bytes, limits: ImageLimits, field: str) -> PreparedImage:
+def image_from_bytes(
+    data: bytes, limits: ImageLimits, field: str, memory: Memory | None = None
+) -> PreparedImage:
+    """An uploaded file's bytes, validated (a pixel decode: call it in a worker thread)."""
     try:
-        return prepare_image(data, limits)
+        if memory is None:
+            return prepare_image(data, limits)
+        return prepare_image(data, limits, memory=memory)
     except EditJudgeError as exc:
         exc.message = f"{field}: {exc.message}"
         raise
 
 
-def image_field(value: str, limits: ImageLimits, field: str) -> PreparedImage:
+def image_field(value: str, prepare: Prepare, field: str) -> PreparedImage:
     """A JSON image field (base64 or data URL); errors name the ``field``."""
     try:
-        return prepare_payload(value, limits)
+        return prepare(value)
     except EditJudgeError as exc:
         exc.message = f"{field}: {exc.message}"
         raise
 
 
-def _bytes(entries: list[Item | Rejected]) -> int:
-    total = 0
+def _once_each(prepare: Prepare) -> Prepare:
+    """``prepare``, with a value seen before given the image made of it then: a batch whose items
+    share a source image keeps (and sends) one copy of it."""
+    seen: dict[str, PreparedImage] = {}
+
+    def once(value: str) -> PreparedImage:
+        image = seen.get(value)
+        if image is None:
+            image = seen[value] = prepare(value)
+        return image
+
+    return once
+
+
+def held_bytes(entries: Sequence[Item | Rejected], also: Sequence[PreparedImage] = ()) -> int:
+    """What the entries' images and ``also`` hold (base64 text, each image once), as the budget
+    counts it."""
+    images = {id(image): image for image in also}
     for e in entries:
         if isinstance(e, Item):
-            total += e.image.size + (e.source.size if e.source else 0)
-    return total
+            images[id(e.image)] = e.image
+            if e.source is not None:
+                images[id(e.source)] = e.source
+    return sum(image.held_bytes for image in images.values())
