@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from .protocols import (
 )
 from .responses import json_response
 from .routes import openapi_components, paths, router
+from .schemas import name_protocols
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
 
@@ -183,7 +185,7 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
     )
     app.include_router(router)
-    _complete_openapi(app)
+    _complete_openapi(app, settings)
     _install_error_handlers(app)
     routes = paths()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -223,14 +225,17 @@ def _discovery(
     )
 
 
-def _complete_openapi(app: FastAPI) -> None:
-    """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document."""
+def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+    """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document, and
+    the names of the protocols this router serves."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
+            # A copy: the document shares dicts with module-level route metadata, edited below.
+            schema = app.openapi_schema = copy.deepcopy(FastAPI.openapi(app))
             schema.setdefault("components", {}).setdefault("schemas", {})
             schema["components"]["schemas"].update(openapi_components())
+            name_protocols(schema, [p.name for p in build_protocols(settings)])
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
