@@ -133,7 +133,9 @@ async def health_sampler(session: aiohttp.ClientSession, url: str, run: Run) -> 
 
 
 async def load(router: Proc, body: bytes, args: argparse.Namespace, run: Run) -> None:
-    connector = aiohttp.TCPConnector(limit=0)
+    # Shorter than uvicorn's 5 s keep-alive, so no request goes out on a connection as the
+    # router closes it (a reset that would count as an error here, though no fault of the router).
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2.0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await client(session, router.url, body, Run(0))  # warm-up: model discovery, first paths
