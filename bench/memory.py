@@ -135,7 +135,10 @@ async def health_sampler(session: aiohttp.ClientSession, url: str, run: Run) -> 
 async def load(router: Proc, body: bytes, args: argparse.Namespace, run: Run) -> None:
     # Shorter than uvicorn's 5 s keep-alive, so no request goes out on a connection as the
     # router closes it (a reset that would count as an error here, though no fault of the router).
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2.0)
+    if args.fresh_connections:
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    else:
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=2.0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await client(session, router.url, body, Run(0))  # warm-up: model discovery, first paths
@@ -183,6 +186,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=2.0, help="fake engine s per call")
     parser.add_argument("--after-s", type=float, default=5.0)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the router")
+    parser.add_argument(
+        "--fresh-connections", action="store_true", help="one connection per request (no reuse)"
+    )
     args = parser.parse_args()
     images = f"{args.png_side}px solid PNG" if args.png_side else f"{args.image_kib} KiB JPEG"
     if args.source and not args.png_side:
