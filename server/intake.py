@@ -46,7 +46,6 @@ class ImageWorkers:
     """A bounded pool of threads for image work, so decoding never runs on the event loop."""
 
     def __init__(self, threads: int) -> None:
-        self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="editjudge-image")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
