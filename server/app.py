@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -25,7 +26,9 @@ from .engine import EngineClient, make_engine_client
 from .errors import EditJudgeError, ServiceError, Unauthorized
 from .health import check_all, health_loop
 from .images import ImageLimits
+from .intake import ImageWorkers
 from .load import load_loop
+from .memory import TRIM_AFTER_DROP, trim_loop, tune_allocator
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
@@ -44,6 +47,7 @@ from .protocols import (
 )
 from .responses import json_response
 from .routes import ROUTERS, openapi_components, paths
+from .schemas import name_protocols
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
 
@@ -154,10 +158,15 @@ def build_context(
             resize_grid=settings.resize_grid,
             check=settings.image_check,
         ),
-        budget=Budget(settings.max_queued_items, settings.max_queued_image_bytes),
+        budget=Budget(
+            settings.max_queued_items,
+            settings.max_queued_image_bytes,
+            max_upload_bytes=int(settings.max_queued_image_bytes * settings.upload_budget_share),
+        ),
         metrics=metrics,
         info=info,
         api_key_digests=key_digests([k.get_secret_value().encode() for k in settings.api_keys]),
+        image_workers=ImageWorkers(settings.image_threads),
     )
 
 
@@ -183,7 +192,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
-    _complete_openapi(app)
+    _complete_openapi(app, settings)
     _install_error_handlers(app)
     routes = paths()
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -235,6 +244,9 @@ def _lifespan(
         loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
         if settings.in_flight_control == "adaptive":
             loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
+        tune_allocator(settings.malloc_mmap_threshold)
+        if settings.memory_trim_interval_s > 0:
+            loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
         if discovery is not None:
             loops.append(discovery.run())
         tasks = [asyncio.create_task(loop) for loop in loops]
@@ -245,6 +257,7 @@ def _lifespan(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.client.aclose()
+            ctx.image_workers.close()
             if ctx.scorer.cache is not None:
                 ctx.scorer.cache.close()
 
@@ -270,14 +283,17 @@ def _discovery(
     )
 
 
-def _complete_openapi(app: FastAPI) -> None:
-    """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document."""
+def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+    """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document, and
+    the names of the protocols this router serves."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
+            # A copy: the document shares dicts with module-level route metadata, edited below.
+            schema = app.openapi_schema = copy.deepcopy(FastAPI.openapi(app))
             schema.setdefault("components", {}).setdefault("schemas", {})
             schema["components"]["schemas"].update(openapi_components())
+            name_protocols(schema, [p.name for p in build_protocols(settings)])
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

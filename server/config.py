@@ -6,6 +6,7 @@ lifespan; nothing in the router reads the environment on its own.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -129,7 +130,49 @@ class Settings(BaseSettings):
         8192, gt=0, description="Router-wide budget of items admitted and not yet finished."
     )
     max_queued_image_bytes: int = Field(
-        2048 * MiB, gt=0, description="Router-wide budget of image bytes held by admitted work."
+        2048 * MiB,
+        gt=0,
+        description="Router-wide budget of request memory: bodies being received (x1) and parsed "
+        "(x2), images being decoded (4 bytes a pixel) and the base64 text of admitted images. "
+        "The router's RSS stays within about 150 MiB plus this.",
+    )
+    upload_budget_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of MAX_QUEUED_IMAGE_BYTES that request bodies still being received may "
+        "hold, router-wide; uploads beyond it get 429, so slow senders cannot lock out work that "
+        "has already arrived.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request body must be complete within BODY_TIMEOUT_S plus one second per "
+        "BODY_MIN_RATE bytes received, counted from when the router starts reading it (after "
+        "authentication); slower bodies get 408 body_timeout and the connection is closed.",
+    )
+    body_min_rate: int = Field(
+        65536,
+        gt=0,
+        description="Bytes per second a request body must keep up (see BODY_TIMEOUT_S).",
+    )
+    image_threads: int = Field(
+        default_factory=lambda: max(1, min(4, os.cpu_count() or 1)),
+        gt=0,
+        description="Worker threads that decode and check images (off the event loop); at most "
+        "this many images are decoded at once, each charging its pixels to the byte budget.",
+    )
+    memory_trim_interval_s: float = Field(
+        1.0,
+        ge=0,
+        description="How often the router checks whether a load has drained, to return its freed "
+        "memory to the OS (glibc malloc_trim); 0 turns it off.",
+    )
+    malloc_mmap_threshold: int = Field(
+        128 * 1024,
+        ge=0,
+        description="Buffers of at least this many bytes get their own mapping from glibc, "
+        "returned to the OS when freed (mallopt M_MMAP_THRESHOLD); 0 keeps glibc's default.",
     )
     max_attempts: int = Field(3, ge=1, description="Tries per item across backends.")
     failure_threshold: int = Field(

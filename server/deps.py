@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from .config import Settings
 from .engine import EngineClient
 from .errors import NoHealthyBackend
 from .images import ImageLimits
+from .intake import ImageWorkers, Intake
 from .metrics import Metrics
 from .pool import BackendPool
 from .protocols import ProtocolRegistry
@@ -32,6 +33,7 @@ class AppContext:
     metrics: Metrics
     info: EngineInfo
     api_key_digests: tuple[bytes, ...] = ()
+    image_workers: ImageWorkers = field(default_factory=lambda: ImageWorkers(1))
 
 
 async def get_context(request: Request) -> AppContext:
@@ -42,6 +44,10 @@ async def get_context(request: Request) -> AppContext:
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+def intake_of(ctx: AppContext) -> Intake:
+    return Intake(ctx.protocols, ctx.limits, ctx.settings.max_batch_items, ctx.image_workers)
 
 
 def require_healthy(ctx: AppContext) -> None:

@@ -16,9 +16,11 @@ import aiohttp
 import httpx
 import orjson
 
+from .bodies import EngineBody
 from .errors import BackendHTTPError, BackendTimeout, BackendUnavailable
 
 _JSON = {"content-type": "application/json"}
+Body = bytes | EngineBody  # EngineBody: streamed in its chunks, see editjudge.server.bodies
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ HEALTHY = HealthCheck()
 class EngineClient(Protocol):
     """Transport-independent calls to a vLLM server at ``base_url``."""
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any: ...
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any: ...
 
     async def get_json(self, url: str, timeout: float) -> Any: ...
 
@@ -65,7 +67,7 @@ class EngineClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def chat(client: EngineClient, base_url: str, body: bytes, timeout: float) -> ChatReply:
+async def chat(client: EngineClient, base_url: str, body: Body, timeout: float) -> ChatReply:
     """POST a pre-serialised chat-completions body and return the first choice."""
     payload = await client.post_json(f"{base_url}/v1/chat/completions", body, timeout)
     return parse_chat_reply(payload, base_url)
@@ -118,6 +120,12 @@ def _status_check(status: int) -> HealthCheck:
     return HEALTHY if status == 200 else HealthCheck(f"HTTP {status}")
 
 
+def _headers(body: Body | None) -> dict[str, str] | None:
+    if isinstance(body, EngineBody):  # a stream: its length is known, so no chunked encoding
+        return {**_JSON, "content-length": str(body.length)}
+    return _JSON if body is not None else None
+
+
 def _backend_of(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
@@ -152,7 +160,7 @@ class AiohttpEngineClient:
             connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
         )
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any:
         return _check(url, *await self._request("POST", url, body, timeout))
 
     async def get_json(self, url: str, timeout: float) -> Any:
@@ -173,14 +181,14 @@ class AiohttpEngineClient:
             return HealthCheck(why_unreachable(exc))
 
     async def _request(
-        self, method: str, url: str, body: bytes | None, timeout: float
+        self, method: str, url: str, body: Body | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
             async with self._session.request(
                 method,
                 url,
                 data=body,
-                headers=_JSON if body is not None else None,
+                headers=_headers(body),
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as r:
                 raw = await r.read()
@@ -206,7 +214,7 @@ class HttpxEngineClient:
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=None)
         self._client = httpx.AsyncClient(limits=limits, transport=transport)
 
-    async def post_json(self, url: str, body: bytes, timeout: float) -> Any:
+    async def post_json(self, url: str, body: Body, timeout: float) -> Any:
         return _check(url, *await self._request("POST", url, body, timeout))
 
     async def get_json(self, url: str, timeout: float) -> Any:
@@ -226,14 +234,14 @@ class HttpxEngineClient:
         return _status_check(r.status_code)
 
     async def _request(
-        self, method: str, url: str, body: bytes | None, timeout: float
+        self, method: str, url: str, body: Body | None, timeout: float
     ) -> tuple[int, bytes]:
         try:
             r = await self._client.request(
                 method,
                 url,
                 content=body,
-                headers=_JSON if body is not None else None,
+                headers=_headers(body),
                 timeout=timeout,
             )
         except httpx.TimeoutException:

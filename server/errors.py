@@ -8,6 +8,8 @@
     │   ├── InvalidRequest             422 invalid_request (missing / empty / wrong-typed fields)
     │   ├── UnsupportedMediaType       415 unsupported_media_type
     │   ├── BodyTooLarge               413 body_too_large
+    │   ├── BodyTimeout                408 body_timeout (the body arrived too slowly)
+    │   ├── ClientDisconnected         499 client_disconnected (gone before its body was read)
     │   ├── TooManyItems               413 too_many_items
     │   ├── UnknownProtocol            422 unknown_protocol
     │   │   └── ProtocolUnavailable    422 protocol_unavailable (known, not configured here)
@@ -68,6 +70,16 @@ class UnsupportedMediaType(RequestError):
 
 class BodyTooLarge(RequestError):
     code, status = "body_too_large", 413
+
+
+class BodyTimeout(RequestError):
+    code, status = "body_timeout", 408
+
+
+class ClientDisconnected(RequestError):
+    """The caller closed the connection mid-upload; nobody reads the answer, it is only logged."""
+
+    code, status = "client_disconnected", 499
 
 
 class TooManyItems(RequestError):

@@ -24,8 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import orjson
-
+from .bodies import EngineBody, item_bodies, prefix_body
 from .cache import ScoreCache
 from .engine import ChatReply, chat
 from .errors import BackendError, DeadlineExceeded, ServiceError
@@ -37,7 +36,7 @@ from .scoring import Attempt, Scorer, error_result_of, gather_or_cancel
 
 log = logging.getLogger("editjudge.group")
 
-Bodies = dict[int, dict[str, bytes]]  # candidate index -> call name -> request body
+Bodies = dict[int, dict[str, EngineBody]]  # candidate index -> call name -> request body
 
 
 @dataclass
@@ -165,15 +164,11 @@ class GroupScorer:
         protocol: ScoringProtocol,
         source: PreparedImage,
         instruction: str,
-    ) -> tuple[bytes | None, Bodies]:
+    ) -> tuple[EngineBody | None, Bodies]:
         """The priming request (None if the protocol has no shared prefix) and every call."""
         sampling = self.scorer.config.sampling
-        prefix = protocol.prefix(source, instruction)
-        prime = orjson.dumps(prefix.body(model, sampling)) if prefix is not None else None
-        bodies = {
-            i: {c.name: orjson.dumps(c.body(model, sampling)) for c in protocol.calls(it)}
-            for i, it in pending.items()
-        }
+        prime = prefix_body(protocol.prefix, source, instruction, model, sampling)
+        bodies = {i: item_bodies(protocol.calls, it, model, sampling) for i, it in pending.items()}
         return prime, bodies
 
     def _absorb(
@@ -202,7 +197,12 @@ class GroupScorer:
         return retry
 
     async def _round(
-        self, prime: bytes | None, bodies: Bodies, key: str, avoid: frozenset[str], deadline: float
+        self,
+        prime: EngineBody | None,
+        bodies: Bodies,
+        key: str,
+        avoid: frozenset[str],
+        deadline: float,
     ) -> _Round:
         """Lease one engine for the whole group: the priming call, then every candidate."""
         scorer = self.scorer
@@ -240,7 +240,7 @@ class GroupScorer:
             return _Round(b.url, replies, failures)
 
     async def _candidate(
-        self, url: str, calls: dict[str, bytes], deadline: float
+        self, url: str, calls: dict[str, EngineBody], deadline: float
     ) -> dict[str, ChatReply]:
         timeout = self.scorer.call_timeout(deadline)
         replies = await gather_or_cancel(

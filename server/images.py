@@ -6,7 +6,8 @@ allow-list. Images that need no change (no EXIF rotation, under the resize cap, 
 pass through byte for byte, and their base64 text is reused, so the common case costs one decode
 check and no re-encode. With ``check="header"`` (the default setting) a pass-through JPEG skips even
 that: its base64 text is checked and its header read without decoding the rest, ~10x cheaper (see
-:func:`prepare_payload`).
+:func:`prepare_payload`). A decode holds its pixels' memory in the request's budget while it runs
+(``memory``); callers run decodes in worker threads (:mod:`editjudge.server.intake`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import io
 import math
 import re
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -33,6 +36,16 @@ from .errors import (
 # vLLM decodes these itself; anything else accepted is re-encoded to PNG first.
 _PASSTHROUGH = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _EXIF_ORIENTATION = 0x0112
+# Pillow keeps a decoded pixel in at most 4 bytes for every mode intake decodes (RGB is stored
+# as RGBX), so this bounds a decode's memory from the header's size alone.
+_BYTES_PER_PIXEL = 4
+
+#: Holds ``nbytes`` of the request's memory budget for a block (``Hold.borrow``), or raises.
+Memory = Callable[[int], AbstractContextManager[None]]
+
+
+def _unbudgeted(nbytes: int) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -50,13 +63,14 @@ class ImageLimits:
 class PreparedImage:
     """A validated image, ready to be sent to vLLM as a data URL.
 
-    Either ``data`` (the bytes) or ``b64`` (their base64 text) may be left out; the other is then
-    derived on first use, as is ``digest`` (a content hash of the bytes, for caches and source
-    affinity). Images checked from their header alone never decode their base64 text unless a
-    caller asks for ``data`` or ``digest``.
+    It keeps one copy of the image: its base64 text, as bytes (``b64_bytes``), which the engine
+    bodies stream as they are (see :mod:`editjudge.server.bodies`). ``data`` (the decoded bytes)
+    is derived on each use and not kept; ``digest`` (a content hash of the bytes, for caches and
+    source affinity) on first use, unless intake already computed it. Images checked from their
+    header alone never decode their base64 text unless a caller asks for ``data`` or ``digest``.
     """
 
-    __slots__ = ("_b64", "_data", "_digest", "height", "mime", "width")
+    __slots__ = ("_b64", "_digest", "height", "mime", "width")
 
     def __init__(
         self,
@@ -65,23 +79,29 @@ class PreparedImage:
         width: int,
         height: int,
         digest: str | None = None,
-        b64: str = "",
+        b64: str | bytes = "",
     ) -> None:
-        if data is None and not b64:
-            raise ValueError("PreparedImage needs its bytes or their base64 text")
-        self._data, self._b64, self._digest = data, b64, digest
+        if not b64:
+            if data is None:
+                raise ValueError("PreparedImage needs its bytes or their base64 text")
+            b64 = base64.b64encode(data)
+        # latin-1 maps str and bytes one to one: base64 text is ASCII either way.
+        self._b64 = b64 if isinstance(b64, bytes) else b64.encode("latin-1")
+        self._digest = digest
         self.mime, self.width, self.height = mime, width, height
 
     @property
     def data(self) -> bytes:
-        if self._data is None:
-            self._data = binascii.a2b_base64(self._b64)
-        return self._data
+        """The encoded image bytes, decoded from the base64 text on every call."""
+        return binascii.a2b_base64(self._b64)
 
     @property
     def b64(self) -> str:
-        if not self._b64:
-            self._b64 = base64.b64encode(self.data).decode("ascii")
+        return self._b64.decode("latin-1")
+
+    @property
+    def b64_bytes(self) -> bytes:
+        """The base64 text itself: the one copy of the image this object keeps."""
         return self._b64
 
     @property
@@ -93,9 +113,12 @@ class PreparedImage:
     @property
     def size(self) -> int:
         """Length of the encoded image in bytes, without decoding it."""
-        if self._data is not None:
-            return len(self._data)
-        return len(self._b64) * 3 // 4 - self._b64[-2:].count("=")
+        return len(self._b64) * 3 // 4 - self._b64[-2:].count(b"=")
+
+    @property
+    def held_bytes(self) -> int:
+        """Memory this image holds, as the budget counts it: its base64 text."""
+        return len(self._b64)
 
     def data_url(self) -> str:
         return f"data:{self.mime};base64,{self.b64}"
@@ -127,32 +150,44 @@ def _payload_text(value: str, limits: ImageLimits) -> str:
 def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
     """Turn a base64 string or ``data:`` URL into bytes; return ``(bytes, base64_text)``."""
     text = _payload_text(value, limits)
+    return _b64decode(text), text
+
+
+def _b64decode(text: str) -> bytes:
     try:
-        data = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("image is not valid base64") from None
-    return data, text
 
 
-def prepare_payload(value: str, limits: ImageLimits) -> PreparedImage:
+def prepare_payload(value: str, limits: ImageLimits, memory: Memory = _unbudgeted) -> PreparedImage:
     """A base64 string or ``data:`` URL, validated and ready for vLLM.
 
     With ``limits.check == "header"``, a JPEG that can pass through unchanged is validated
     without decoding its base64 text: the alphabet is checked, Pillow reads the header from the
     first few KB (format, size and pixel cap, EXIF orientation) and the last bytes must hold the
     end-of-image marker (truncation). Entropy-coded data in between is left to the engine. Any
-    other image, or a JPEG that needs more than that, takes the full path (``prepare_image``).
+    other image, or a JPEG that needs more than that, takes the full path (``prepare_image``),
+    whose pixel decode is charged to ``memory`` while it runs.
     """
     text = _payload_text(value, limits)
-    if limits.check == "header":
-        fast = _jpeg_from_header(text, limits)
-        if fast is not None:
-            return fast
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidImage("image is not valid base64") from None
-    return prepare_image(data, limits, text)
+    fast = _jpeg_from_header(text, limits) if limits.check == "header" else None
+    if fast is not None:
+        return fast
+    return prepare_image(_b64decode(text), limits, text, memory)
+
+
+def prepare_without_decode(value: str, limits: ImageLimits) -> PreparedImage | None:
+    """The header-only check of ``prepare_payload`` when it applies, else None.
+
+    It decodes no pixels and costs time in proportion to the text's length only, so it may run
+    on the event loop; None means the image needs ``prepare_payload`` (in a worker thread).
+    Payload errors (a URL, bad base64, too large) raise here already.
+    """
+    text = _payload_text(value, limits)
+    if limits.check != "header":
+        return None
+    return _jpeg_from_header(text, limits)
 
 
 _B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -185,7 +220,7 @@ def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
             continue  # the header goes on past this head
         if image is None:
             return None
-        return PreparedImage(None, "image/jpeg", image.width, image.height, None, text)
+        return PreparedImage(None, "image/jpeg", image.width, image.height, None, raw)
     return None
 
 
@@ -194,9 +229,9 @@ def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(head, limits, formats=("JPEG",))
+            image = _open(head, limits, formats=("JPEG", "MPO"))
             cap = limits.resize_max_pixels
-            if image.format != "JPEG" or (cap is not None and _pixels(image) > cap):
+            if _format(image) != "JPEG" or (cap is not None and _pixels(image) > cap):
                 return None
             if image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
                 return None
@@ -207,11 +242,14 @@ def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
         return None  # e.g. malformed EXIF: the full path decides
 
 
-def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedImage:
+def prepare_image(
+    data: bytes, limits: ImageLimits, b64: str = "", memory: Memory = _unbudgeted
+) -> PreparedImage:
     """Validate encoded image bytes and return what to send to vLLM.
 
     ``b64`` is the caller's base64 text of ``data``; when given and the image passes through
-    unchanged, it is reused instead of encoding the bytes again.
+    unchanged, it is kept instead of encoding the bytes again. The result keeps only base64 text,
+    not ``data``. Decoding holds ``memory`` for the pixels (4 bytes each) while it runs.
     """
     if not data:
         raise InvalidImage("image is empty")
@@ -226,12 +264,14 @@ def prepare_image(data: bytes, limits: ImageLimits, b64: str = "") -> PreparedIm
             cap = limits.resize_max_pixels
             needs_resize = cap is not None and _pixels(image) > cap
             rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
-            if image.format in _PASSTHROUGH and not rotated and not needs_resize:
+            mime = _PASSTHROUGH.get(_format(image) or "")
+            if mime is not None and not rotated and not needs_resize:
                 width, height = image.size  # before the check: draft mode shrinks it
-                _check_decodes(image)
-                mime = _PASSTHROUGH[image.format]
-                return PreparedImage(data, mime, width, height, digest, b64)
-            return _reencode(image, limits, digest)
+                _check_decodes(image, memory)
+                return PreparedImage(None if b64 else data, mime, width, height, digest, b64)
+            # The decoded source, its rotated or converted copy and the resized result.
+            with memory(3 * _BYTES_PER_PIXEL * _pixels(image)):
+                return _reencode(image, limits, digest)
     except EditJudgeError:
         raise
     except Exception:
@@ -248,7 +288,7 @@ def _open(data: bytes, limits: ImageLimits, formats: tuple[str, ...] | None = No
         raise TooManyPixels(f"image has {claimed}; the limit is {limits.max_pixels}") from None
     except Exception:
         raise InvalidImage("image could not be decoded (not a supported image file)") from None
-    if image.format not in limits.formats:
+    if _format(image) not in limits.formats:
         allowed = ", ".join(sorted(limits.formats))
         raise UnsupportedImageFormat(f"image format {image.format} is not accepted ({allowed})")
     if _pixels(image) > limits.max_pixels:
@@ -263,12 +303,19 @@ def _pixels(image: Image.Image) -> int:
     return int(image.width) * int(image.height)
 
 
-def _check_decodes(image: Image.Image) -> None:
+def _format(image: Image.Image) -> str | None:
+    """Pillow's format name, a multi-picture JPEG ("MPO", as phones write them) counted as JPEG:
+    it is a JPEG followed by more pictures, which decoders (vLLM's too) read as its first one."""
+    return "JPEG" if image.format == "MPO" else image.format
+
+
+def _check_decodes(image: Image.Image, memory: Memory) -> None:
     """Decode the pixels once so truncated or corrupt files fail here, not inside vLLM."""
-    if image.format == "JPEG":
+    if _format(image) == "JPEG":
         # DCT scaling walks the whole entropy-coded stream at 1/8 of the decode cost.
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-    image.load()
+    with memory(_BYTES_PER_PIXEL * _pixels(image)):
+        image.load()
 
 
 def fit(width: int, height: int, max_pixels: int, grid: int | None = None) -> tuple[int, int]:
@@ -287,7 +334,7 @@ def fit(width: int, height: int, max_pixels: int, grid: int | None = None) -> tu
 
 
 def _reencode(image: Image.Image, limits: ImageLimits, digest: str) -> PreparedImage:
-    source_format = image.format
+    source_format = _format(image)
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
@@ -301,4 +348,5 @@ def _reencode(image: Image.Image, limits: ImageLimits, digest: str) -> PreparedI
     else:
         image.save(out, format="PNG", compress_level=1)
         mime = "image/png"
-    return PreparedImage(out.getvalue(), mime, image.width, image.height, digest)
+    encoded = base64.b64encode(out.getbuffer())
+    return PreparedImage(None, mime, image.width, image.height, digest, encoded)

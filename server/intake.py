@@ -2,32 +2,108 @@
 
 JSON bodies are parsed with orjson; a batch is validated item by item so one bad item becomes an
 error result in its place instead of failing the request. Each item's protocol is resolved for its
-``meta`` and prepares the item (``gedit`` resizes images as its reference does). Image work (base64,
-Pillow header checks, a decode check, that preparation) runs in a worker thread for batches, where
-Pillow releases the GIL.
+``meta`` and prepares the item (``gedit`` resizes images as its reference does). Pixel decodes
+never run on the event loop: a request with an image that needs one (anything but a pass-through
+JPEG under the header check), or a batch of ``THREAD_MIN_ITEMS`` or more, is prepared in a bounded
+pool of worker threads (:class:`ImageWorkers`), where Pillow and zlib release the GIL; each decode
+charges its pixels to the request's budget hold while it runs; so does a protocol's preparation
+that decodes (:attr:`~editjudge.server.protocols.ScoringProtocol.decodes_at_intake`). The rest
+(JSON parsing, the header check) stays on the loop: it holds the GIL throughout, so a thread would
+stall the loop just as long and add a GIL hand-over on every loop wake-up while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from .errors import EditJudgeError, InvalidJSON, InvalidRequest, TooManyItems
-from .images import ImageLimits, PreparedImage, prepare_image, prepare_payload
+from .errors import EditJudgeError, InvalidJSON, InvalidRequest, ServiceError, TooManyItems
+from .images import (
+    ImageLimits,
+    Memory,
+    PreparedImage,
+    prepare_image,
+    prepare_payload,
+    prepare_without_decode,
+)
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import META_MAX_BYTES, BatchRequest, ScoreItem, meta_size
 
 # Below this many items the thread hop costs more than it saves.
 THREAD_MIN_ITEMS = 4
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Turns a JSON image field's value into a validated image (raises a 4xx error);
+    ``decodes``: it may decode pixels, so it runs in a worker thread."""
+
+    fn: Callable[[str], PreparedImage]
+    decodes: bool
+
+    def __call__(self, value: str) -> PreparedImage:
+        return self.fn(value)
+
+
+class ImageWorkers:
+    """A bounded pool of threads for image work, so decoding never runs on the event loop."""
+
+    def __init__(self, threads: int) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="editjudge-image")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _NeedsWorker(Exception):
+    """An image needs a pixel decode: the request's image work moves to the worker threads."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What turning a body into work needs."""
+
+    protocols: ProtocolRegistry
+    limits: ImageLimits
+    max_items: int
+    workers: ImageWorkers
+
+    async def run(self, job: Callable[[Prepare], T], memory: Memory, inline: bool) -> T:
+        """``job(prepare)``: on the event loop if ``inline`` and no image needs a decode,
+        else in a worker thread, where ``prepare`` decodes and charges ``memory``."""
+        if inline:
+            try:
+                return job(Prepare(self._without_decode, decodes=False))
+            except _NeedsWorker:
+                pass
+        full = functools.partial(prepare_payload, limits=self.limits, memory=memory)
+        return await self.workers.run(job, Prepare(_once_each(full), decodes=True))
+
+    def _without_decode(self, value: str) -> PreparedImage:
+        image = prepare_without_decode(value, self.limits)
+        if image is None:
+            raise _NeedsWorker
+        return image
+
 
 @dataclass(frozen=True)
 class Parsed:
-    """A request turned into work: entries (items or per-item errors) and their protocols."""
+    """A request turned into work: entries (items or per-item errors) and their protocols.
+
+    ``image_bytes`` is what the images hold while the request is scored: their base64 text.
+    """
 
     entries: list[Item | Rejected]
     protocols: list[ScoringProtocol]
@@ -35,7 +111,7 @@ class Parsed:
     image_bytes: int
 
 
-def load_json(body: bytes) -> dict[str, Any]:
+def load_json(body: bytes | bytearray) -> dict[str, Any]:
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -61,44 +137,57 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-async def parse_json_request(
-    obj: dict[str, Any], registry: ProtocolRegistry, limits: ImageLimits, max_items: int
-) -> Parsed:
+async def parse_json_body(body: bytearray, intake: Intake, memory: Memory) -> Parsed:
+    """A ``/score`` JSON body (one item or a batch) turned into work; ``body`` is emptied once
+    parsed, so the raw bytes do not outlive the parse."""
+    obj = load_json(body)
+    body.clear()
+    items = obj.get("items")
+    small = not (isinstance(items, list) and len(items) >= THREAD_MIN_ITEMS)
+    return await intake.run(functools.partial(_parse_obj, obj, intake), memory, small)
+
+
+def _parse_obj(obj: dict[str, Any], intake: Intake, prepare: Prepare) -> Parsed:
+    registry = intake.protocols
     if "items" not in obj:
         single = validate(ScoreItem, obj)
-        item = build_item(single, limits, fallback_id=None)
-        protocol, item = resolve(registry.get(single.protocol), item)
-        return Parsed([item], [protocol], False, _bytes([item]))
+        item = build_item(single, prepare, fallback_id=None)
+        protocol, item = resolve(registry.get(single.protocol), item, prepare)
+        return Parsed([item], [protocol], False, held_bytes([item]))
     batch = validate(BatchRequest, obj)
-    if len(batch.items) > max_items:
-        raise TooManyItems(f"batch has {len(batch.items)} items; the limit is {max_items}")
+    if len(batch.items) > intake.max_items:
+        raise TooManyItems(f"batch has {len(batch.items)} items; the limit is {intake.max_items}")
     default = registry.get(batch.protocol)
-    if len(batch.items) >= THREAD_MIN_ITEMS:
-        entries = await asyncio.to_thread(_batch_entries, batch.items, registry, default, limits)
-    else:
-        entries = _batch_entries(batch.items, registry, default, limits)
+    entries = _batch_entries(batch.items, registry, default, prepare)
     items = [e for e, _ in entries]
-    return Parsed(items, [p for _, p in entries], True, _bytes(items))
+    return Parsed(items, [p for _, p in entries], True, held_bytes(items))
 
 
-def resolve(protocol: ScoringProtocol, item: Item) -> tuple[ScoringProtocol, Item]:
+def resolve(
+    protocol: ScoringProtocol, item: Item, prepare: Prepare | None = None
+) -> tuple[ScoringProtocol, Item]:
     """The protocol variant for the item's ``meta`` and the item as that protocol's judge sees it
-    (:meth:`ScoringProtocol.specialize`, :meth:`ScoringProtocol.prepare`)."""
+    (:meth:`ScoringProtocol.specialize`, :meth:`ScoringProtocol.prepare`). A preparation that
+    decodes moves the request's image work to a worker thread (``prepare`` does not decode)."""
     chosen = protocol.specialize(item.meta)
+    if chosen.decodes_at_intake and prepare is not None and not prepare.decodes:
+        raise _NeedsWorker
     return chosen, chosen.prepare(item)
 
 
 def _batch_entries(
-    raw_items: list[Any], registry: ProtocolRegistry, default: ScoringProtocol, limits: ImageLimits
+    raw_items: list[Any], registry: ProtocolRegistry, default: ScoringProtocol, prepare: Prepare
 ) -> list[tuple[Item | Rejected, ScoringProtocol]]:
     out: list[tuple[Item | Rejected, ScoringProtocol]] = []
     for index, raw in enumerate(raw_items):
         try:
             entry = validate(ScoreItem, raw)
             chosen = registry.get(entry.protocol) if entry.protocol else default
-            item = build_item(entry, limits, fallback_id=str(index))
-            protocol, item = resolve(chosen, item)
+            item = build_item(entry, prepare, fallback_id=str(index))
+            protocol, item = resolve(chosen, item, prepare)
             out.append((item, protocol))
+        except (ServiceError, _NeedsWorker):
+            raise  # the budget cannot hold this item's decode, or the work moves to a thread
         except EditJudgeError as exc:
             out.append((Rejected(_raw_id(raw, index), exc, _raw_meta(raw)), default))
     return out
@@ -118,33 +207,58 @@ def _raw_meta(raw: Any) -> dict[str, Any] | None:
     return None
 
 
-def build_item(entry: ScoreItem, limits: ImageLimits, fallback_id: str | None) -> Item:
-    image = image_field(entry.image, limits, "image")
-    source = image_field(entry.source_image, limits, "source_image") if entry.source_image else None
+def build_item(entry: ScoreItem, prepare: Prepare, fallback_id: str | None) -> Item:
+    image = image_field(entry.image, prepare, "image")
+    source = (
+        image_field(entry.source_image, prepare, "source_image") if entry.source_image else None
+    )
     item_id = entry.id if entry.id is not None else fallback_id
     return Item(entry.instruction, image, source, item_id, entry.meta)
 
 
-def image_from_bytes(data: bytes, limits: ImageLimits, field: str) -> PreparedImage:
+def image_from_bytes(
+    data: bytes, limits: ImageLimits, field: str, memory: Memory | None = None
+) -> PreparedImage:
+    """An uploaded file's bytes, validated (a pixel decode: call it in a worker thread)."""
     try:
-        return prepare_image(data, limits)
+        if memory is None:
+            return prepare_image(data, limits)
+        return prepare_image(data, limits, memory=memory)
     except EditJudgeError as exc:
         exc.message = f"{field}: {exc.message}"
         raise
 
 
-def image_field(value: str, limits: ImageLimits, field: str) -> PreparedImage:
+def image_field(value: str, prepare: Callable[[str], PreparedImage], field: str) -> PreparedImage:
     """A JSON image field (base64 or data URL); errors name the ``field``."""
     try:
-        return prepare_payload(value, limits)
+        return prepare(value)
     except EditJudgeError as exc:
         exc.message = f"{field}: {exc.message}"
         raise
 
 
-def _bytes(entries: list[Item | Rejected]) -> int:
-    total = 0
+def _once_each(prepare: Callable[[str], PreparedImage]) -> Callable[[str], PreparedImage]:
+    """``prepare``, with a value seen before given the image made of it then: a batch whose items
+    share a source image keeps (and sends) one copy of it."""
+    seen: dict[str, PreparedImage] = {}
+
+    def once(value: str) -> PreparedImage:
+        image = seen.get(value)
+        if image is None:
+            image = seen[value] = prepare(value)
+        return image
+
+    return once
+
+
+def held_bytes(entries: Sequence[Item | Rejected], also: Sequence[PreparedImage] = ()) -> int:
+    """What the entries' images and ``also`` hold (base64 text, each image once), as the budget
+    counts it."""
+    images = {id(image): image for image in also}
     for e in entries:
         if isinstance(e, Item):
-            total += e.image.size + (e.source.size if e.source else 0)
-    return total
+            images[id(e.image)] = e.image
+            if e.source is not None:
+                images[id(e.source)] = e.source
+    return sum(image.held_bytes for image in images.values())

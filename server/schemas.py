@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 Status = Literal["ok", "error"]
 
@@ -58,16 +58,43 @@ Meta = Annotated[
 ]
 
 
+# An image travels inline: its bytes in standard base64 (no line breaks), bare or as a data URL.
+# The router reads the format from the bytes, whatever a data URL declares; URLs are never fetched.
+_IMAGE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "byte",
+            "contentEncoding": "base64",
+            "contentMediaType": "image/*",
+            "pattern": "^[A-Za-z0-9+/]+={0,2}$",
+        },
+        {"type": "string", "pattern": "^data:[^,]*;base64,[A-Za-z0-9+/]+={0,2}$"},
+    ],
+    "description": "An image (JPEG, PNG or WebP by default): base64, or a base64 data URL.",
+}
+Image = Annotated[str, Field(min_length=1), WithJsonSchema(_IMAGE_SCHEMA)]
+ItemId = Annotated[str, Field(max_length=512)]
+ProtocolName = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="A scoring protocol this router serves (GET /info lists them); default: "
+        "the router's EDITJUDGE_PROTOCOL.",
+    ),
+]
+
+
 class ScoreItem(BaseModel):
     """One edit to judge: the edited ``image``, optionally its ``source_image``, the instruction."""
 
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(..., min_length=1, description="Edited image: base64 or data URL.")
-    source_image: str | None = Field(None, description="Source image: base64 or data URL.")
+    image: Image
+    source_image: Image | None = None
     instruction: Instruction
-    id: str | None = Field(None, max_length=512)
-    protocol: str | None = Field(None, max_length=64)
+    id: ItemId | None = None
+    protocol: ProtocolName | None = None
     meta: Meta = None
 
 
@@ -77,7 +104,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[Any] = Field(..., min_length=1)
-    protocol: str | None = Field(None, max_length=64)
+    protocol: ProtocolName | None = None
 
 
 class GroupRequest(BaseModel):
@@ -85,12 +112,34 @@ class GroupRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source_image: str = Field(..., min_length=1)
+    source_image: Image
     instruction: Instruction
-    images: list[str] = Field(..., min_length=1)
-    ids: list[str] | None = None
-    protocol: str | None = Field(None, max_length=64)
+    images: list[Image] = Field(..., min_length=1)
+    ids: list[ItemId] | None = Field(
+        None,
+        description="One id per image, in the same order: exactly as many ids as images, each "
+        "at most 512 characters (422 otherwise). Results carry them; by default an image's id "
+        "is its index.",
+    )
+    protocol: ProtocolName | None = None
     meta: Meta = None
+
+
+def name_protocols(schema: Any, names: list[str]) -> None:
+    """Give every ``protocol`` property in an OpenAPI ``schema`` the served names as its enum."""
+    if isinstance(schema, list):
+        for node in schema:
+            name_protocols(node, names)
+        return
+    if not isinstance(schema, dict):
+        return
+    found = schema.get("properties", {}).get("protocol")
+    if isinstance(found, dict):
+        for branch in [found, *found.get("anyOf", [])]:
+            if branch.get("type") == "string":
+                branch["enum"] = list(names)
+    for value in schema.values():
+        name_protocols(value, names)
 
 
 class Fingerprint(BaseModel):

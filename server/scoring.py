@@ -18,9 +18,8 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-
-from .engine import ChatReply, EngineClient, chat
+from .bodies import item_bodies
+from .engine import Body, ChatReply, EngineClient, chat
 from .errors import (
     BackendError,
     BackendTimeout,
@@ -168,8 +167,7 @@ class Scorer:
     async def _place(self, item: Item, protocol: ScoringProtocol, deadline: float) -> Attempt:
         """Run the item's calls on one backend, failing over to others on retryable errors."""
         model = await self.require_model()
-        calls = protocol.calls(item)
-        bodies = {c.name: orjson.dumps(c.body(model, self.config.sampling)) for c in calls}
+        bodies = item_bodies(protocol.calls, item, model, self.config.sampling)
         # Only affinity routing reads the key; a digest may cost a base64 decode and a hash.
         affinity = self.pool.config.policy == "affinity"
         key = (item.source or item.image).digest if affinity else None
@@ -189,7 +187,7 @@ class Scorer:
 
     async def run_on_backend(
         self,
-        bodies: Mapping[str, bytes],
+        bodies: Mapping[str, Body],
         key: str | None,
         avoid: frozenset[str],
         deadline: float,

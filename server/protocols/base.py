@@ -178,7 +178,11 @@ class ScoringProtocol(ABC):
         """Merge the replies (keyed by call name); raise :class:`ParseFailure` if unscorable."""
 
     def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
-        """A call whose prompt is the prefix shared by a group's candidates (for cache priming)."""
+        """A call whose prompt is the prefix shared by a group's candidates (for cache priming).
+
+        ``source`` is the source image as :meth:`prepare` made it; like :meth:`calls`, this only
+        places images in the prompt and never reads their pixels (the bodies carry stand-ins).
+        """
         return None
 
     def specialize(self, meta: Meta | None) -> ScoringProtocol:
@@ -190,10 +194,14 @@ class ScoringProtocol(ABC):
         """
         return self
 
+    #: Whether :meth:`prepare` decodes pixels (then it runs in intake's worker threads, never on
+    #: the event loop).
+    decodes_at_intake: bool = False
+
     def prepare(self, item: Item) -> Item:
         """The item as this protocol's judge must see it (GEdit resizes the edited image).
 
-        Runs at intake, in a worker thread for batches; raises a
+        Runs at intake (in a worker thread when :attr:`decodes_at_intake`); raises a
         :class:`~editjudge.server.errors.RequestError` for an item it cannot score.
         """
         return item

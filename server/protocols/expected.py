@@ -17,7 +17,8 @@ That makes it the protocol for RL rewards; ``gedit`` is the one for GEdit-Bench 
   below 1 when the server does not enforce the constraint or reports raw logprobs;
 * ``answer``: the digit the engine actually produced (greedy at temperature 0).
 
-An item whose reply has no probability mass on any digit is an error item, never a guess.
+An item whose reply is not a single digit (an engine that ignored the constraint), or whose
+logprobs put no probability mass on any digit, is an error item, never a guess.
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ class ExpectedScore(ScoringProtocol):
     def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
         reply = replies["score"]
         raw = reply.content
+        answer = raw.strip()
+        if answer not in DIGITS:
+            # The engine did not hold to the choice constraint, so its logprobs describe some other
+            # answer: reading a score out of them would be a guess.
+            raise ParseFailure("reply is not a single digit 0-9 (choice constraint ignored?)", raw)
         if not reply.top_logprobs:
             raise ParseFailure("reply has no top_logprobs (logprobs disabled on the engine?)", raw)
         top = reply.top_logprobs[0]
@@ -112,9 +118,7 @@ class ExpectedScore(ScoringProtocol):
             raise ParseFailure("no probability mass on the score tokens 0-9", f"{raw}\n{shown}")
         mean, entropy = expectation(dist)
         scores = {"expected": mean, "entropy": entropy, "valid_mass": min(1.0, mass)}
-        answer = raw.strip()
-        if answer in DIGITS:
-            scores["answer"] = float(answer)
+        scores["answer"] = float(answer)
         return Outcome(mean * 10.0 / 9.0, scores, None, raw)
 
 

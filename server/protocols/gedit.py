@@ -98,6 +98,8 @@ class GEdit(ScoringProtocol):
         """The SC prompt for ``instruction``, as the reference builds it."""
         return self.sc_template.replace(PLACEHOLDER, instruction)
 
+    decodes_at_intake = True  # the edited image is resized to the source's size
+
     def prepare(self, item: Item) -> Item:
         if item.source is None:
             raise InvalidRequest("gedit judges an edit against its source: send source_image")
@@ -113,8 +115,9 @@ class GEdit(ScoringProtocol):
         return [Call("sc", sc, self._params), Call("pq", pq, self._params)]
 
     def prefix(self, source: PreparedImage, instruction: str) -> Call | None:
-        # Candidates share only the source image, the first part of their SC prompt.
-        return Call("prefix", [image(self.images.source(source))], {"max_tokens": 1})
+        # Candidates share only the source image, the first part of their SC prompt; ``source``
+        # is already the judge's view of it (prepare() converted it).
+        return Call("prefix", [image(source)], {"max_tokens": 1})
 
     def combine(self, item: Item, replies: Mapping[str, ChatReply]) -> Outcome:
         sc_raw, pq_raw = replies["sc"].content, replies["pq"].content

@@ -11,22 +11,36 @@ ranking.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from ..admission import body_reservation
+from ..admission import Hold
 from ..auth import Authorized
-from ..deps import AppContext, Ctx, require_healthy
-from ..errors import EditJudgeError, InvalidRequest, TooManyItems, UnsupportedMediaType
+from ..deps import AppContext, Ctx, intake_of, require_healthy
+from ..errors import (
+    EditJudgeError,
+    InvalidRequest,
+    ServiceError,
+    TooManyItems,
+    UnsupportedMediaType,
+)
 from ..group import GroupScorer
-from ..images import ImageLimits, PreparedImage
-from ..intake import THREAD_MIN_ITEMS, image_field, load_json, validate
+from ..images import PreparedImage
+from ..intake import (
+    THREAD_MIN_ITEMS,
+    Prepare,
+    held_bytes,
+    image_field,
+    load_json,
+    validate,
+)
 from ..protocols import Item, Rejected, ScoringProtocol
 from ..responses import json_response
 from ..schemas import ErrorResponse, GroupRequest, GroupResponse
+from ..upload import UploadLimits, read_body
 
 router = APIRouter()
 
@@ -37,7 +51,7 @@ _BODY: dict[str, Any] = {
     }
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422, 429, 503)
 }
 
 
@@ -50,21 +64,26 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Per-candidate results in request order plus the group's engine and prompt-token counts."""
     deadline = time.monotonic() + ctx.settings.request_deadline_s
-    reserve = body_reservation(request.headers.get("content-length"), ctx.settings.max_body_bytes)
-    with ctx.budget.admit(0, reserve):
-        group = await _parse(request, ctx)
-    protocol = ctx.protocols.get(group.protocol).specialize(group.meta)
-    source = image_field(group.source_image, ctx.limits, "source_image")
-    if len(group.images) >= THREAD_MIN_ITEMS:
-        entries = await asyncio.to_thread(_candidates, group, source, protocol, ctx.limits)
-    else:
-        entries = _candidates(group, source, protocol, ctx.limits)
-    require_healthy(ctx)
-    size = source.size + sum(e.image.size for e in entries if isinstance(e, Item))
-    with ctx.budget.admit(len(entries), size):
+    hold = ctx.budget.hold()
+    try:
+        group = await _parse(request, ctx, hold)
+        protocol = ctx.protocols.get(group.protocol).specialize(group.meta)
+        instruction = group.instruction
+        # A preparation that decodes (gedit resizes) never runs on the event loop.
+        small = len(group.images) < THREAD_MIN_ITEMS and not protocol.decodes_at_intake
+        job = functools.partial(_images, group, protocol)
+        del group  # the parsed text goes once the images are made of it: they are kept once
+        source, entries = await intake_of(ctx).run(job, hold.borrow, small)
+        del job
+        # The priming call shows the source as the candidates' prompts do (gedit converts it).
+        source = next((e.source for e in entries if isinstance(e, Item) and e.source), source)
+        require_healthy(ctx)
+        hold.settle(len(entries), held_bytes(entries, also=[source]))
         outcome = await GroupScorer(ctx.scorer).score(
-            source, group.instruction, entries, protocol, deadline
+            source, instruction, entries, protocol, deadline
         )
+    finally:
+        hold.release()
     response = GroupResponse(
         results=outcome.results,
         backend=outcome.backend,
@@ -74,11 +93,16 @@ async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
     return json_response(response.model_dump(mode="json"))
 
 
-async def _parse(request: Request, ctx: AppContext) -> GroupRequest:
+async def _parse(request: Request, ctx: AppContext, hold: Hold) -> GroupRequest:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", ""):
         raise UnsupportedMediaType(f"content type {ctype!r} is not supported; send JSON")
-    group: GroupRequest = validate(GroupRequest, load_json(await request.body()))
+    ctx.budget.refuse_if_full()
+    body = await read_body(request, hold, UploadLimits.from_settings(ctx.settings))
+    hold.parsing()
+    obj = load_json(body)
+    body.clear()  # parsed: the raw bytes are not needed any more
+    group: GroupRequest = validate(GroupRequest, obj)
     if len(group.images) > ctx.settings.max_batch_items:
         raise TooManyItems(
             f"group has {len(group.images)} images; the limit is {ctx.settings.max_batch_items}"
@@ -90,17 +114,22 @@ async def _parse(request: Request, ctx: AppContext) -> GroupRequest:
     return group
 
 
-def _candidates(
-    group: GroupRequest, source: PreparedImage, protocol: ScoringProtocol, limits: ImageLimits
-) -> list[Item | Rejected]:
+def _images(
+    group: GroupRequest, protocol: ScoringProtocol, prepare: Prepare
+) -> tuple[PreparedImage, list[Item | Rejected]]:
+    """The source image (a bad one fails the request) and each candidate as ``protocol`` prepares
+    it (a bad one becomes an error item in its place)."""
+    source = image_field(group.source_image, prepare, "source_image")
     out: list[Item | Rejected] = []
     for i, value in enumerate(group.images):
         item_id = group.ids[i] if group.ids is not None else str(i)
         try:
-            image = image_field(value, limits, f"images.{i}")
+            image = image_field(value, prepare, f"images.{i}")
             item = protocol.prepare(Item(group.instruction, image, source, item_id, group.meta))
+        except ServiceError:
+            raise  # the budget cannot hold this decode: the request is refused, not the candidate
         except EditJudgeError as exc:
             out.append(Rejected(item_id, exc, group.meta))
             continue
         out.append(item)
-    return out
+    return source, out

@@ -10,17 +10,19 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..admission import body_reservation
+from ..admission import Hold
 from ..auth import Authorized
-from ..deps import AppContext, Ctx, require_healthy
+from ..deps import AppContext, Ctx, intake_of, require_healthy
 from ..errors import InvalidRequest, UnsupportedMediaType
-from ..intake import Parsed, image_from_bytes, load_json, parse_json_request, resolve, validate
+from ..images import ImageLimits, Memory, PreparedImage
+from ..intake import Parsed, held_bytes, image_from_bytes, parse_json_body, resolve, validate
 from ..protocols import Item
 from ..responses import json_response, retry_after
 from ..schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreItem, ScoreResult
+from ..upload import UploadLimits, body_chunks, read_body
 
 router = APIRouter()
 
@@ -102,7 +104,7 @@ def openapi_components() -> dict[str, Any]:
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422, 429, 503, 504)
+    code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422, 429, 503, 504)
 }
 
 
@@ -116,12 +118,14 @@ async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
     """Returns a result object for a single item, or ``{"results": [...]}`` for a batch."""
     started = time.monotonic()
     deadline = started + ctx.settings.request_deadline_s
-    reserve = body_reservation(request.headers.get("content-length"), ctx.settings.max_body_bytes)
-    with ctx.budget.admit(0, reserve):
-        parsed = await _parse(request, ctx)
-    require_healthy(ctx)
-    with ctx.budget.admit(len(parsed.entries), parsed.image_bytes):
+    hold = ctx.budget.hold()
+    try:
+        parsed = await _parse(request, ctx, hold)
+        require_healthy(ctx)
+        hold.settle(len(parsed.entries), parsed.image_bytes)
         results = await ctx.scorer.score_many(parsed.entries, parsed.protocols, deadline)
+    finally:
+        hold.release()
     if parsed.batch:
         return json_response({"results": [r.model_dump(mode="json") for r in results]})
     return _single(results[0], ctx)
@@ -136,32 +140,38 @@ def _single(result: ScoreResult, ctx: AppContext) -> Response:
     return json_response(result.model_dump(mode="json"))
 
 
-async def _parse(request: Request, ctx: AppContext) -> Parsed:
+async def _parse(request: Request, ctx: AppContext, hold: Hold) -> Parsed:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
-        return await _parse_multipart(request, ctx)
-    if ctype not in ("application/json", ""):
+    if ctype not in ("application/json", "", "multipart/form-data"):
         raise UnsupportedMediaType(
             f"content type {ctype!r} is not supported; send application/json or multipart/form-data"
         )
-    obj = load_json(await request.body())
-    return await parse_json_request(obj, ctx.protocols, ctx.limits, ctx.settings.max_batch_items)
+    ctx.budget.refuse_if_full()
+    if ctype == "multipart/form-data":
+        return await _parse_multipart(request, ctx, hold)
+    body = await read_body(request, hold, UploadLimits.from_settings(ctx.settings))
+    hold.parsing()
+    return await parse_json_body(body, intake_of(ctx), hold.borrow)
 
 
-async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
-    limit = ctx.settings.max_body_bytes
+async def _parse_multipart(request: Request, ctx: AppContext, hold: Hold) -> Parsed:
+    chunks = body_chunks(request, hold, UploadLimits.from_settings(ctx.settings))
+    parser = MultiPartParser(
+        request.headers,
+        chunks,
+        max_files=2,
+        max_fields=8,
+        max_part_size=ctx.settings.max_body_bytes,
+    )
     try:
-        form = await request.form(max_files=2, max_fields=8, max_part_size=limit)
-    except StarletteHTTPException as exc:  # Starlette's answer to a broken multipart body
-        raise InvalidRequest(f"malformed multipart body: {exc.detail}") from None
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc.message}") from None
+    finally:
+        await chunks.aclose()
+    hold.parsing()
     try:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
-        unknown = set(form.keys()) - _FORM_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown form fields: {', '.join(sorted(unknown))}")
-        if "image" not in files:
-            raise InvalidRequest("multipart requests need a file field 'image'")
+        fields, files = _form_parts(form)
         instruction = fields.get("instruction", "").strip()
         if not instruction:
             raise InvalidRequest("multipart requests need a non-empty field 'instruction'")
@@ -170,17 +180,43 @@ async def _parse_multipart(request: Request, ctx: AppContext) -> Parsed:
         if "meta" in fields:
             named["meta"] = _form_meta(fields["meta"])
         entry = validate(ScoreItem, {"image": "file", "instruction": instruction, **named})
-        image = image_from_bytes(await files["image"].read(), ctx.limits, "image")
-        source = None
-        if "source_image" in files:
-            data = await files["source_image"].read()
-            source = image_from_bytes(data, ctx.limits, "source_image")
+        protocol = ctx.protocols.get(entry.protocol)
+        data = {name: await f.read() for name, f in files.items()}
     finally:
         await form.close()
+    image, source = await ctx.image_workers.run(_form_images, data, ctx.limits, hold.borrow)
     item = Item(instruction, image, source, entry.id, entry.meta)
-    protocol, item = resolve(ctx.protocols.get(entry.protocol), item)
-    size = item.image.size + (item.source.size if item.source else 0)
-    return Parsed([item], [protocol], False, size)
+    # In the worker threads too: a protocol's preparation may decode (gedit resizes).
+    protocol, item = await ctx.image_workers.run(resolve, protocol, item)
+    return Parsed([item], [protocol], False, held_bytes([item]))
+
+
+def _form_parts(form: FormData) -> tuple[dict[str, str], dict[str, UploadFile]]:
+    """The form's text fields and files, each name at most once."""
+    names = [name for name, _ in form.multi_items()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidRequest(f"form fields given more than once: {', '.join(repeated)}")
+    unknown = set(names) - _FORM_FIELDS
+    if unknown:
+        raise InvalidRequest(f"unknown form fields: {', '.join(sorted(unknown))}")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
+    if "image" not in files:
+        raise InvalidRequest("multipart requests need a file field 'image'")
+    return fields, files
+
+
+def _form_images(
+    data: dict[str, bytes], limits: ImageLimits, memory: Memory
+) -> tuple[PreparedImage, PreparedImage | None]:
+    """The uploaded files, validated (in a worker thread: this decodes pixels)."""
+    image = image_from_bytes(data.pop("image"), limits, "image", memory)
+    raw_source = data.pop("source_image", None)
+    source = (
+        None if raw_source is None else image_from_bytes(raw_source, limits, "source_image", memory)
+    )
+    return image, source
 
 
 _FORM_FIELDS = {"image", "source_image", "instruction", "id", "protocol", "meta"}

@@ -72,16 +72,25 @@ def test_extremes_map_to_0_and_10() -> None:
 
 def test_partial_mass_is_renormalised_and_reported() -> None:
     top = {"7": math.log(0.3), "8": math.log(0.1), "hello": math.log(0.6)}
-    out = ExpectedScore().combine(ITEM, reply("hello", top))
+    out = ExpectedScore().combine(ITEM, reply("7", top))
     assert out.scores["valid_mass"] == pytest.approx(0.4)
     assert out.scores["expected"] == pytest.approx((0.3 * 7 + 0.1 * 8) / 0.4)
-    assert "answer" not in out.scores
+    assert out.scores["answer"] == 7.0
+
+
+@pytest.mark.parametrize("text", ["hello", "", "7.5", "10", "7 out of 9", "seven"])
+def test_a_reply_that_is_not_one_digit_is_an_error_even_with_digit_logprobs(text: str) -> None:
+    """An engine that ignored the choice constraint: its logprobs are about another answer."""
+    top = {"7": math.log(0.3), "8": math.log(0.1), "hello": math.log(0.6)}
+    with pytest.raises(ParseFailure, match="single digit") as info:
+        ExpectedScore().combine(ITEM, reply(text, top))
+    assert info.value.raw == text and info.value.code == "unparseable_reply"
 
 
 def test_no_digit_mass_is_an_error_never_a_guess() -> None:
     with pytest.raises(ParseFailure) as info:
-        ExpectedScore().combine(ITEM, reply("x", {"x": -0.1, "y": -3.0}))
-    assert "0-9" in info.value.message and info.value.raw.startswith("x")
+        ExpectedScore().combine(ITEM, reply("5", {"x": -0.1, "y": -3.0}))
+    assert "no probability mass" in info.value.message and info.value.raw.startswith("5")
     with pytest.raises(ParseFailure):  # only masked digits
         ExpectedScore().combine(ITEM, reply("5", {"5": -9999.0, "4": -9999.0}))
     with pytest.raises(ParseFailure, match="top_logprobs"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,11 +23,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from editjudge.server.app import create_app
+from editjudge.server.app import build_protocols, create_app
 from editjudge.server.config import Settings
 from tests.processes import Procs
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
+TEMPLATE = """
+type = "rubric"
+fields = ["faithfulness"]
+range = [1, 3]
+prompt = "Judge {instruction}:{image}"
+"""
 
 # The document the app serves (no lifespan needed to build it).
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
@@ -83,3 +91,32 @@ def test_schema_refs_resolve() -> None:
     found = set(refs(doc))
     assert found and all(r.startswith("#/components/schemas/") for r in found)
     assert {r.rsplit("/", 1)[1] for r in found} <= names
+
+
+def test_schema_tells_image_encoding_protocol_names_and_the_ids_rule(tmp_path: Path) -> None:
+    (tmp_path / "mine.toml").write_text(TEMPLATE)
+    settings = Settings(templates_dir=tmp_path)
+    served = [p.name for p in build_protocols(settings)]
+    assert "mine" in served and "viescore" in served
+    doc = create_app(settings).openapi()
+    item = doc["components"]["schemas"]["ScoreItem"]["properties"]
+    bare, url = item["image"]["anyOf"]
+    assert bare["format"] == "byte" and bare["contentEncoding"] == "base64"
+    assert url["pattern"].startswith("^data:")
+    assert _enum(item["protocol"]) == served
+    group = doc["paths"]["/score/group"]["post"]["requestBody"]["content"]["application/json"]
+    props = group["schema"]["properties"]
+    assert _enum(props["protocol"]) == served
+    ids = props["ids"]["anyOf"][0]
+    assert ids["items"]["maxLength"] == 512
+    assert "as many ids as images" in props["ids"]["description"]
+    assert props["images"]["items"]["anyOf"][0]["format"] == "byte"
+    # Another app's protocols do not leak into this document, nor this one's into it.
+    other = create_app(Settings()).openapi()["components"]["schemas"]["BatchRequest"]
+    assert "mine" not in _enum(other["properties"]["protocol"])
+    assert _enum(item["protocol"]) == served
+
+
+def _enum(prop: dict[str, Any]) -> list[str]:
+    branches = prop.get("anyOf", [prop])
+    return next(list(b["enum"]) for b in branches if b.get("type") == "string")

@@ -143,6 +143,7 @@ async def test_bad_candidate_image_is_an_error_item_left_out_of_the_ranking() ->
         ({"instruction": ""}, 422, "invalid_request"),
         ({"instruction": "   "}, 422, "invalid_request"),
         ({"ids": ["only-one"]}, 422, "invalid_request"),
+        ({"ids": ["a", "i" * 513]}, 422, "invalid_request"),  # a 1 MB id used to be echoed back
         ({"source_image": "!!!"}, 422, "invalid_image"),
         ({"source_image": "https://example.com/a.png"}, 422, "invalid_image"),
         ({"protocol": "nope"}, 422, "unknown_protocol"),

@@ -13,8 +13,8 @@ from editjudge.server.errors import (
     TooManyPixels,
     UnsupportedImageFormat,
 )
-from editjudge.server.images import ImageLimits, decode_payload, prepare_image
-from tests.helpers import b64, data_url, image_bytes
+from editjudge.server.images import ImageLimits, decode_payload, prepare_image, prepare_payload
+from tests.helpers import b64, data_url, fake_engines, image_bytes, router
 
 LIMITS = ImageLimits(
     max_bytes=1_000_000, max_pixels=1_000_000, formats=frozenset({"PNG", "JPEG", "WEBP", "GIF"})
@@ -171,3 +171,28 @@ def test_jpeg_reports_its_real_size_after_the_decode_check() -> None:
     # The check decodes in draft mode (1/8 scale); the size reported must be the image's own.
     img = prepare_image(image_bytes(fmt="JPEG", size=(256, 200)), LIMITS)
     assert (img.width, img.height) == (256, 200)
+
+
+def _mpo() -> bytes:
+    """A multi-picture JPEG (Pillow's "MPO"), as phones write them: two pictures in one file."""
+    first, second = Image.new("RGB", (320, 240), (200, 30, 30)), Image.new("RGB", (320, 240))
+    buf = io.BytesIO()
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    return buf.getvalue()
+
+
+def test_a_multi_picture_jpeg_is_a_jpeg() -> None:
+    """Refused with 415 before: Pillow names the format MPO, which was not on the allow-list."""
+    raw = _mpo()
+    assert Image.open(io.BytesIO(raw)).format == "MPO"
+    img = prepare_image(raw, LIMITS)
+    assert (img.mime, img.width, img.height) == ("image/jpeg", 320, 240)
+    assert img.data == raw  # passed through: decoders read the first picture
+    header = ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, LIMITS.formats, check="header")
+    assert prepare_payload(b64(raw), header).data == raw
+
+
+async def test_a_multi_picture_jpeg_is_scored() -> None:
+    async with fake_engines(1) as engines, router([u for _, u in engines]) as c:
+        r = await c.post("/score", json={"image": b64(_mpo()), "instruction": "x"})
+        assert r.status_code == 200 and r.json()["status"] == "ok", r.text

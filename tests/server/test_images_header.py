@@ -34,7 +34,7 @@ def text(raw: bytes) -> str:
 def test_jpeg_passes_without_decoding_its_base64() -> None:
     raw = noisy_jpeg()
     img = prepare_payload("data:image/jpeg;base64," + text(raw), HEADER)
-    assert img._data is None  # nothing decoded yet
+    assert img._digest is None  # nothing decoded yet
     assert (img.mime, img.width, img.height, img.size) == ("image/jpeg", 256, 256, len(raw))
     assert img.data_url() == "data:image/jpeg;base64," + text(raw)
     assert img.data == raw and img.digest == content_digest(raw)  # derived on demand
@@ -44,7 +44,7 @@ def test_both_modes_agree_on_a_good_jpeg() -> None:
     raw = noisy_jpeg()
     fast, full = prepare_payload(text(raw), HEADER), prepare_payload(text(raw), DECODE)
     assert fast.data_url() == full.data_url() and fast.digest == full.digest
-    assert full._data is not None
+    assert full._digest is not None  # the full path decoded the text (and hashed the bytes)
 
 
 @pytest.mark.parametrize("bad", ["!", "=", "\u00e9", " "])
@@ -64,7 +64,7 @@ def test_truncated_jpeg_is_rejected() -> None:
 def test_trailing_bytes_after_eoi_fall_back_to_the_full_check() -> None:
     raw = noisy_jpeg() + b"\0" * 300
     img = prepare_payload(text(raw), HEADER)
-    assert img._data is not None and img.data == raw
+    assert img._digest is not None and img.data == raw  # decoded: the full check ran
 
 
 def test_pixel_cap_is_read_from_the_header() -> None:
@@ -89,13 +89,13 @@ def _with_app_segments(raw: bytes, count: int) -> bytes:
 
 def test_a_longer_header_is_read_from_a_bigger_head() -> None:
     img = prepare_payload(text(_with_app_segments(noisy_jpeg(), 1)), HEADER)
-    assert img._data is None and (img.width, img.height) == (256, 256)
+    assert img._digest is None and (img.width, img.height) == (256, 256)
 
 
 def test_header_longer_than_every_head_falls_back() -> None:
     padded = _with_app_segments(noisy_jpeg(), 2)
     img = prepare_payload(text(padded), HEADER)
-    assert img._data is not None and img.data == padded and (img.width, img.height) == (256, 256)
+    assert img._digest is not None and img.data == padded and (img.width, img.height) == (256, 256)
 
 
 def test_corrupt_entropy_data_is_caught_only_by_the_decode_check() -> None:
@@ -113,4 +113,4 @@ def test_small_and_non_jpeg_images_take_the_full_path() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "PNG")
     img = prepare_payload(text(buf.getvalue()), HEADER)
-    assert img.mime == "image/png" and img._data is not None
+    assert img.mime == "image/png" and img._digest is not None

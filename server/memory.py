@@ -1,0 +1,81 @@
+"""Giving memory back to the OS after a load (glibc's allocator).
+
+The router's big buffers (bodies, base64 text) are allocated and freed by the thousand under load.
+glibc keeps freed memory for reuse: after a burst the process would stay at its peak RSS. Two
+measures, both from inside the process, so every way of starting the router gets them
+(``editjudge router``, ``python -m editjudge.server``, the Docker image, ``editjudge serve``'s
+in-process router, every uvicorn worker), with nothing to set in the environment:
+
+* :func:`tune_allocator` fixes glibc's mmap threshold (``mallopt(M_MMAP_THRESHOLD)``, the same as
+  ``MALLOC_MMAP_THRESHOLD_``): buffers above it get their own mapping, returned to the OS when
+  freed, instead of the threshold rising after each free until they all come from the heap;
+* :func:`trim_loop` calls ``malloc_trim(0)`` once the budget shows that a load has drained, which
+  returns the free pages left in the heaps.
+
+Elsewhere (musl, macOS) both do nothing. ``bench/memory.py`` measures each; RELIABILITY.md has the
+numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+import time
+from typing import Any
+
+from .admission import Budget
+
+log = logging.getLogger("editjudge.memory")
+
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
+#: A drop in held bytes worth trimming for (below it, the pages are soon reused anyway).
+TRIM_AFTER_DROP = 32 * 1024 * 1024
+
+
+def _glibc() -> Any:
+    """glibc's functions, or None when the C library is another one."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    if not hasattr(libc, "malloc_trim") or not hasattr(libc, "mallopt"):
+        return None
+    return libc
+
+
+def tune_allocator(mmap_threshold: int) -> bool:
+    """Fix the mmap threshold at ``mmap_threshold`` bytes (0: leave glibc's dynamic default).
+    Returns whether it was applied."""
+    libc = _glibc()
+    if libc is None or mmap_threshold <= 0:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold)))
+
+
+def trim() -> bool:
+    """Return the free memory of glibc's heaps to the OS; whether any was returned."""
+    libc = _glibc()
+    return bool(libc is not None and libc.malloc_trim(ctypes.c_size_t(0)))
+
+
+async def trim_loop(budget: Budget, interval_s: float, min_drop: int) -> None:
+    """Every ``interval_s``, trim once the bytes the budget holds have dropped by ``min_drop`` or
+    more below their peak since the last trim: a load has drained, its memory is free now."""
+    if _glibc() is None:
+        return
+    while True:
+        await asyncio.sleep(interval_s)
+        peak, now = budget.peak_bytes, budget.bytes
+        if peak - now < min_drop:
+            continue
+        budget.reset_peak()
+        t0 = time.perf_counter()
+        # ctypes releases the GIL for the call; the loop only waits if it needs the heap's lock.
+        await asyncio.to_thread(trim)
+        log.debug("malloc_trim after %d -> %d held bytes: %.1f ms", peak, now, _ms(t0))
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
