@@ -39,6 +39,12 @@ class AppContext:
 async def get_context(request: Request) -> AppContext:
     # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop
     # on every request for what is an attribute read.
+    return context_of(request)
+
+
+def context_of(request: Request) -> AppContext:
+    """The app's context, for the scoring routes, which take no FastAPI dependencies: resolving
+    ``Ctx`` and ``Authorized`` through FastAPI cost ~0.2 ms of router CPU per request."""
     ctx: AppContext = request.app.state.ctx
     return ctx
 

@@ -1,7 +1,7 @@
 """Reading request bodies: charged as they arrive, with a minimum upload rate.
 
-Handlers read their body here, after authentication (a FastAPI dependency resolved before the
-handler runs, and nothing earlier reads the body). Each chunk is charged to the request's
+Handlers read their body here, after authentication (checked first thing in the handler; nothing
+earlier reads the body). Each chunk is charged to the request's
 :class:`~editjudge.server.admission.Hold` as it arrives, both as bytes (twice: the raw body, then
 its parsed text) and as upload bytes, so a request holds what it has received, never its declared
 or maximum length, and the share of the budget that unfinished bodies may hold is bounded. A

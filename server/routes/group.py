@@ -18,8 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ..admission import Hold
-from ..auth import Authorized
-from ..deps import AppContext, Ctx, intake_of, require_healthy
+from ..auth import require_api_key
+from ..deps import AppContext, context_of, intake_of, require_healthy
 from ..errors import (
     EditJudgeError,
     InvalidRequest,
@@ -61,8 +61,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses={200: {"model": GroupResponse}, **_ERRORS},
     summary="Score K candidate edits of one source image on one engine, with rank and z-score.",
 )
-async def score_group(request: Request, ctx: Ctx, _: Authorized) -> Response:
+async def score_group(request: Request) -> Response:
     """Per-candidate results in request order plus the group's engine and prompt-token counts."""
+    ctx = context_of(request)
+    await require_api_key(request, ctx)  # before anything reads the body
     deadline = time.monotonic() + ctx.settings.request_deadline_s
     hold = ctx.budget.hold()
     try:

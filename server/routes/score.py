@@ -14,8 +14,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ..admission import Hold
-from ..auth import Authorized
-from ..deps import AppContext, Ctx, intake_of, require_healthy
+from ..auth import require_api_key
+from ..deps import AppContext, context_of, intake_of, require_healthy
 from ..errors import InvalidRequest, UnsupportedMediaType
 from ..images import ImageLimits, Memory, PreparedImage
 from ..intake import Parsed, held_bytes, image_from_bytes, parse_json_body, resolve, validate
@@ -114,8 +114,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_ERRORS,
     summary="Score one edit (JSON or multipart) or a batch (JSON with 'items').",
 )
-async def score(request: Request, ctx: Ctx, _: Authorized) -> Response:
+async def score(request: Request) -> Response:
     """Returns a result object for a single item, or ``{"results": [...]}`` for a batch."""
+    ctx = context_of(request)
+    await require_api_key(request, ctx)  # before anything reads the body
     started = time.monotonic()
     deadline = started + ctx.settings.request_deadline_s
     hold = ctx.budget.hold()
