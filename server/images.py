@@ -32,6 +32,7 @@ from .errors import (
     TooManyPixels,
     UnsupportedImageFormat,
 )
+from .jpeg import Truncated, read_header
 
 # vLLM decodes these itself; anything else accepted is re-encoded to PNG first.
 _PASSTHROUGH = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -214,14 +215,41 @@ def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
     for head in _HEADS:
         if head >= len(raw):
             return None
-        try:
-            image = _open_head(binascii.a2b_base64(raw[:head]), limits)
-        except InvalidImage:
+        size = _head_size(binascii.a2b_base64(raw[:head]), limits)
+        if size is _LONGER:
             continue  # the header goes on past this head
-        if image is None:
+        if size is None:
             return None
-        return PreparedImage(None, "image/jpeg", image.width, image.height, None, raw)
+        return PreparedImage(None, "image/jpeg", size[0], size[1], None, raw)
     return None
+
+
+_LONGER = (-1, -1)  # _head_size: the header goes on past the bytes given
+
+
+def _head_size(head: bytes, limits: ImageLimits) -> tuple[int, int] | None:
+    """A pass-through JPEG's size from its header (:mod:`editjudge.server.jpeg`, Pillow when
+    that reader is unsure); None if it cannot pass through unchanged; ``_LONGER``."""
+    try:
+        found = read_header(head)
+    except Truncated:
+        return _LONGER
+    if found is None:
+        try:
+            image = _open_head(head, limits)
+        except InvalidImage:
+            return _LONGER
+        return None if image is None else (image.width, image.height)
+    pixels = found.width * found.height
+    if pixels > limits.max_pixels:
+        raise TooManyPixels(
+            f"image is {found.width}x{found.height} = {pixels} pixels;"
+            f" the limit is {limits.max_pixels}"
+        )
+    cap = limits.resize_max_pixels
+    if found.rotated or (cap is not None and pixels > cap) or "JPEG" not in limits.formats:
+        return None
+    return found.width, found.height
 
 
 def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
