@@ -19,6 +19,8 @@ order on the command line; ``bench.gpu_phases`` the others):
              workload through editjudge router (dp-userpath-N, comparable to userpath-N); with
              --dp-loadgen also the load generator's direct runs (dp-N, dp-api4-N).
   hf         transformers generate, batch 2, one GPU.
+  levers     bench.levers: engine and router settings side by side, one arm per GPU at once, with
+             vLLM's step counters and (with py-spy) the engine's hottest frames.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import gpu_watch, report, userpath
+from bench import gpu_watch, levers, report, userpath
 from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
 from bench.procs import log
 from bench.report import Recorder
@@ -60,7 +62,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("phases", nargs="+", choices=[*userpath.PHASES, *PHASES])
+    p.add_argument("phases", nargs="+", choices=[*userpath.PHASES, "levers", *PHASES])
     p.add_argument("--model-dir", type=Path, required=True)
     p.add_argument("--gpus", default="all", help="'all' (nvidia-smi) or a number of GPUs")
     p.add_argument("--out", type=Path, required=True, help="phase JSON files (8 at most)")
@@ -77,6 +79,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--start-timeout", type=float, default=420)
     _user_path_options(p.add_argument_group("user path (userpath, curve; dp's dp-userpath run)"))
     _loadgen_options(p.add_argument_group("load generator phases (scaling, placement, dp, hf)"))
+    levers.add_options(p)
     return p.parse_args(argv)
 
 
@@ -138,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     phases = list(dict.fromkeys(args.phases))
     if wanted := [p for p in phases if p in userpath.PHASES]:
         userpath.session(args, meta, wanted)  # first: the phases that share one serve start
+    if "levers" in phases:
+        levers.phase_levers(args, meta)
     for name in (p for p in phases if p in PHASES):
         uses_loadgen = name in ("scaling", "placement") or (name == "dp" and args.dp_loadgen)
         rec = Recorder(args.out, name, {**meta, **loadgen_meta} if uses_loadgen else meta)

@@ -29,6 +29,7 @@ from bench import gpu_watch, loadgen, report, userpath
 from bench.procs import ROOT, Server, log, router, stop_serve
 from bench.report import Recorder
 from bench.workload import ItemSource
+from editjudge.server.box.defaults import engine_flags
 
 SERVED = "judge"
 ENGINE_ARGS = [
@@ -259,7 +260,10 @@ def phase_dp(ctx: Context) -> None:
         str(n),
         "--enable-prompt-tokens-details",
     ]
-    user_flags = ["--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
+    # The engine defaults editjudge serve passes (max model length, image limits): the same load
+    # on the same engine settings, and without them Qwen3-VL's 256k context does not fit an H100.
+    shipped = [token for pair in engine_flags() for token in pair]
+    user_flags = ["--load-format", "dummy", *shipped, *shlex.split(args.cpu_engine_args)]
     extra = shlex.split(args.cpu_engine_args)
     ctx.rec.note(
         dp_command=[*base, *user_flags],

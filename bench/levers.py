@@ -1,0 +1,337 @@
+"""Issue 17's levers, side by side: where an engine waits, and what each engine or router setting
+changes, measured on two (or more) GPUs of one box at the same time.
+
+An *arm* is ``NAME=TOKENS``: the tokens before ``--`` are ``editjudge serve`` options, those after
+it vLLM engine arguments, and ``EDITJUDGE_X=V`` tokens settings of the arm's router; ``default=``
+is the user path (no token at all). A *pair* (``--pair A,B``) starts one ``editjudge serve`` per
+arm at once, arm k on GPU k and on the k-th equal block of the box's cores (the same split
+``editjudge serve --gpus all`` makes), warms them up, then scores the same number of disjoint
+1024x1024 pairs through every arm at the same time with ``editjudge score``'s defaults. Every arm
+records items/s, what parsed, its GPU's busy %, the router's windows, and from the engine's
+``/metrics`` the deltas of vLLM's step and request counters over the run: steps taken, tokens
+per step, mean step time, queue / prefill / decode time per request, cache hit rates. With
+``py-spy`` installed, 8 s of the engine core's and one API server's stacks (top frames) too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.images import write_pairs
+from bench.procs import Server, log, stop_serve
+from bench.report import Recorder
+from bench.userpath import measure, wait_all_healthy
+
+SETTING = re.compile(r"^EDITJUDGE_[A-Z0-9_]+=")
+SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})?\s+([-+.\deE]+|NaN)$", re.M)
+COUNTERS = (
+    "vllm:iteration_tokens_total_count",
+    "vllm:iteration_tokens_total_sum",
+    "vllm:prompt_tokens_total",
+    "vllm:generation_tokens_total",
+    "vllm:request_queue_time_seconds_sum",
+    "vllm:request_prefill_time_seconds_sum",
+    "vllm:request_decode_time_seconds_sum",
+    "vllm:request_inference_time_seconds_sum",
+    "vllm:e2e_request_latency_seconds_sum",
+    "vllm:e2e_request_latency_seconds_count",
+    "vllm:inter_token_latency_seconds_sum",
+    "vllm:inter_token_latency_seconds_count",
+    "vllm:time_to_first_token_seconds_sum",
+    "vllm:time_to_first_token_seconds_count",
+    "vllm:prefix_cache_queries_total",
+    "vllm:prefix_cache_hits_total",
+    "vllm:mm_cache_queries_total",
+    "vllm:mm_cache_hits_total",
+    "vllm:num_preemptions_total",
+)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One engine configuration: serve options, engine arguments, router settings."""
+
+    name: str
+    serve_options: tuple[str, ...] = ()
+    engine_args: tuple[str, ...] = ()
+    router_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Arm:
+        name, _, rest = spec.partition("=")
+        tokens = shlex.split(rest)
+        env = {t.split("=", 1)[0]: t.split("=", 1)[1] for t in tokens if SETTING.match(t)}
+        tokens = [t for t in tokens if not SETTING.match(t)]
+        cut = tokens.index("--") if "--" in tokens else len(tokens)
+        return cls(name.strip(), tuple(tokens[:cut]), tuple(tokens[cut + 1 :]), env)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """vLLM's counters of interest, summed over their label sets (several API servers)."""
+    totals: dict[str, float] = {}
+    with contextlib.suppress(httpx.HTTPError):
+        for name, value in SAMPLE.findall(httpx.get(f"{url}/metrics", timeout=10).text):
+            if name in COUNTERS and value != "NaN":
+                totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+def engine_view(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    """What the engine did between two scrapes: steps, tokens per step, time per request."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
+    steps = d["vllm:iteration_tokens_total_count"]
+    requests = d["vllm:e2e_request_latency_seconds_count"]
+
+    def per_request(key: str) -> float | None:
+        return round(1000 * d[key] / requests, 1) if requests else None
+
+    def rate(hits: str, queries: str) -> float | None:
+        return round(d[hits] / d[queries], 3) if d[queries] else None
+
+    return {
+        "requests": int(requests),
+        "steps": int(steps),
+        "step_ms_mean": round(1000 * seconds / steps, 2) if steps else None,
+        "tokens_per_step": round(d["vllm:iteration_tokens_total_sum"] / steps, 1)
+        if steps
+        else None,
+        "prompt_tokens_per_request": round(d["vllm:prompt_tokens_total"] / requests)
+        if requests
+        else None,
+        "generated_tokens_per_request": round(d["vllm:generation_tokens_total"] / requests, 1)
+        if requests
+        else None,
+        "queue_ms_per_request": per_request("vllm:request_queue_time_seconds_sum"),
+        "prefill_ms_per_request": per_request("vllm:request_prefill_time_seconds_sum"),
+        "decode_ms_per_request": per_request("vllm:request_decode_time_seconds_sum"),
+        "e2e_ms_per_request": per_request("vllm:e2e_request_latency_seconds_sum"),
+        "itl_ms_mean": round(
+            1000
+            * d["vllm:inter_token_latency_seconds_sum"]
+            / d["vllm:inter_token_latency_seconds_count"],
+            2,
+        )
+        if d["vllm:inter_token_latency_seconds_count"]
+        else None,
+        "prefix_cache_hit_rate": rate(
+            "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
+        ),
+        "mm_cache_hit_rate": rate("vllm:mm_cache_hits_total", "vllm:mm_cache_queries_total"),
+        "preemptions": int(d["vllm:num_preemptions_total"]),
+    }
+
+
+def _titles(root: int) -> dict[int, str]:
+    """pid -> process title (vLLM names its processes ``VLLM::EngineCore`` and so on)."""
+    out: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def profile(serve: Server, work: Path, tag: str, seconds: int = 8) -> dict[str, Any]:
+    """py-spy's top frames (by own samples) of the engine core and one API server, if it can."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if not spy:
+        return {"py_spy": "not installed"}
+    titles = _titles(serve.proc.pid)
+    wanted = {
+        "engine_core": next((p for p, t in titles.items() if "EngineCore" in t), None),
+        # one API server: the engine's main process (vLLM titles only the extra ones)
+        "api_server": next((p for p, t in titles.items() if "APIServer" in t), None)
+        or next((p for p, t in titles.items() if "vllm" in t and "editjudge" not in t), None),
+    }
+    procs = {}
+    for role, pid in wanted.items():
+        if pid is None:
+            continue
+        raw = work / f"spy-{tag}-{role}.txt"
+        argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw"]
+        argv += ["--nonblocking", "--output", str(raw)]
+        procs[role] = (
+            raw,
+            subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+        )
+    out: dict[str, Any] = {}
+    for role, (raw, proc) in procs.items():
+        _, err = proc.communicate(timeout=seconds + 60)
+        out[role] = top_frames(raw) if raw.exists() else {"error": err.decode()[-500:]}
+    return out
+
+
+def top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
+    """From py-spy's collapsed stacks: the share of samples per leaf frame and per function
+    anywhere on the stack (inclusive)."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    share = {k: round(v / total, 3) for k, v in own.most_common(n)} if total else {}
+    incl = {k: round(v / total, 3) for k, v in inclusive.most_common(n)} if total else {}
+    return {"samples": total, "own": share, "inclusive": incl}
+
+
+@dataclass
+class Running:
+    arm: Arm
+    gpu: int
+    serve: Server
+    engine: str = ""
+    inputs: dict[str, Path] = field(default_factory=dict)
+
+
+def start_arm(args: argparse.Namespace, arm: Arm, gpu: int, cpus: Sequence[int]) -> Running:
+    port = args.port + 10 * (gpu + 1)
+    argv = [sys.executable, "-m", "editjudge", "serve", "--gpus", str(gpu), "--model"]
+    argv += [str(args.model_dir), "--port", str(port), "--engine-base-port", str(port + 1)]
+    if args.vllm_cmd != "vllm serve":
+        argv += ["--vllm-cmd", args.vllm_cmd]
+    argv += [*arm.serve_options, "--", "--load-format", "dummy", *arm.engine_args]
+    argv += shlex.split(args.cpu_engine_args)
+    logfile = args.work / f"serve-{arm.name}.log"
+    serve = Server(
+        f"serve-{arm.name}",
+        argv,
+        f"http://127.0.0.1:{port}",
+        arm.router_env,
+        log=logfile,
+        cpus=cpus,
+    )
+    return Running(arm, gpu, serve)
+
+
+def blocks(count: int) -> list[list[int]]:
+    cpus = sorted(os.sched_getaffinity(0))
+    per = len(cpus) // count
+    return [cpus[k * per : (k + 1) * per] for k in range(count)]
+
+
+def run_pair(args: argparse.Namespace, arms: list[Arm], pair_no: int, rec: Recorder) -> None:
+    cores = blocks(len(arms))
+    t0 = time.monotonic()
+    live = [start_arm(args, arm, k, cores[k]) for k, arm in enumerate(arms)]
+    try:
+        for k, r in enumerate(live):
+            base = 10_000_000 * (pair_no + 1) + 100_000 * k
+            for name, offset, count in (
+                ("warmup", 0, args.warmup_pairs),
+                ("run", 50_000, args.pairs),
+            ):
+                folder = Path(args.work, "pairs", f"lever-{pair_no}-{k}-{name}")
+                r.inputs[name] = write_pairs(folder, base + offset, count, args.image_side)
+        for r in live:
+            r.engine = wait_all_healthy(r.serve, args.start_timeout)[0]
+        ready_s = round(time.monotonic() - t0, 1)
+        log(f"pair {pair_no}: {[a.name for a in arms]} healthy after {ready_s}s")
+        together(args, live, "warmup", {})
+        rec.add(
+            {
+                "name": f"pair-{pair_no}",
+                "arms": [a.name for a in arms],
+                "ready_s": ready_s,
+                "runs": together(args, live, "run", {"pair": pair_no}),
+            }
+        )
+    finally:
+        for r in live:
+            stop_serve(r.serve)
+
+
+def together(
+    args: argparse.Namespace, live: list[Running], which: str, facts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Score every arm's ``which`` pairs at the same time; one result per arm."""
+    results: list[dict[str, Any]] = [{} for _ in live]
+
+    def one(k: int, r: Running) -> None:
+        before, t0 = scrape(r.engine), time.monotonic()
+        spy: dict[str, Any] = {}
+        timer = None
+        if which == "run" and args.profile:
+            timer = threading.Timer(
+                args.profile_after_s, lambda: spy.update(profile(r.serve, args.work, r.arm.name))
+            )
+            timer.start()
+        res = measure(
+            args,
+            f"{which}-{r.arm.name}",
+            r.inputs[which],
+            r.serve.url,
+            **facts,
+            arm=r.arm.name,
+            gpu=r.gpu,
+            serve_options=list(r.arm.serve_options),
+            engine_args=list(r.arm.engine_args),
+            router_env=r.arm.router_env,
+        )
+        if timer:
+            timer.join()
+        res["engine"] = engine_view(before, scrape(r.engine), time.monotonic() - t0)
+        res["arm_gpu_busy_pct"] = (res.get("gpu_busy_pct") or {}).get(str(r.gpu))
+        res["profile"] = spy or None
+        results[k] = res
+
+    threads = [threading.Thread(target=one, args=(k, r)) for k, r in enumerate(live)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def phase_levers(args: argparse.Namespace, meta: dict[str, Any]) -> None:
+    arms = {a.name: a for a in (Arm.parse(s) for s in args.arm)}
+    rec = Recorder(args.out, "levers", {**meta, "arms": {n: vars(a) for n, a in arms.items()}})
+    for k, pair in enumerate(args.pair):
+        names = [n.strip() for n in pair.split(",")]
+        try:
+            run_pair(args, [arms[n] for n in names], k, rec)
+        except Exception as exc:
+            log(f"pair {names} failed: {exc!r}")
+            rec.add(
+                {
+                    "name": f"pair-{k}",
+                    "arms": names,
+                    "error": f"{type(exc).__name__}: {exc}"[-3000:],
+                }
+            )
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("levers (issue 17): arms side by side, one GPU each")
+    g.add_argument("--arm", action="append", default=["default="], help="NAME=TOKENS (see above)")
+    g.add_argument("--pair", action="append", default=[], help="arm names, one per GPU: A,B")
+    g.add_argument("--pairs", type=int, default=300, help="image pairs each arm scores")
+    g.add_argument("--profile", action="store_true", help="py-spy the engine during each run")
+    g.add_argument("--profile-after-s", type=float, default=15.0)
