@@ -11,6 +11,7 @@ import pytest
 
 from bench import gpu_bench, report
 from bench.procs import free_port
+from editjudge.server.box import defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,10 +78,11 @@ def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path:
     assert gpu_bench.main(argv) == 0
     phase = json.loads((tmp_path / "o" / "dp.json").read_text())
     assert "error" not in phase, phase.get("error")
-    assert (
-        "--data-parallel-size" in phase["dp_command"]
-        and "--max-model-len" not in phase["dp_command"]
-    )
+    # The same engine settings as editjudge serve's engines: its defaults, nothing else.
+    command = phase["dp_command"]
+    assert "--data-parallel-size" in command
+    assert command[command.index("--max-model-len") + 1] == str(defaults.MAX_MODEL_LEN)
+    assert "--limit-mm-per-prompt" in command and "--mm-processor-kwargs" in command
     (run,) = phase["runs"]
     assert (run["name"], run["kind"], run["engines"]) == ("dp-userpath-2", "userpath", 2)
     assert run["in_flight"] == 512 and (run["items"], run["ok"]) == (20, 20)  # as for 2 engines
