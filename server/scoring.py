@@ -11,6 +11,7 @@ once, whatever happened to its attempts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -32,6 +33,7 @@ from .fairqueue import flow
 from .metrics import Metrics
 from .pool import Backend, BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
+from .protocols.parsing import close_cut_reasoning
 from .schemas import ErrorInfo, Fingerprint, ScoreResult
 
 if TYPE_CHECKING:
@@ -145,8 +147,7 @@ class Scorer:
         """The result the protocol makes of an attempt's replies (an error item if unparseable)."""
         cached = _cached_tokens(attempt.replies.values())
         try:
-            _require_complete(attempt.replies)
-            outcome = protocol.combine(item, attempt.replies)
+            outcome = protocol.combine(item, _complete(attempt.replies))
         except ParseFailure as failure:
             self.metrics.scores_failed.inc()
             result = error_result(item.id, failure.code, failure.message, raw=failure.raw)
@@ -272,14 +273,24 @@ async def gather_or_cancel(aws: Sequence[Awaitable[T]]) -> list[T]:
         raise
 
 
-def _require_complete(replies: Mapping[str, ChatReply]) -> None:
-    """Refuse replies the engine cut off at ``max_tokens``: whatever they hold is no verdict.
+def _complete(replies: Mapping[str, ChatReply]) -> Mapping[str, ChatReply]:
+    """The replies a protocol may read: a reply the engine cut off at ``max_tokens`` is no verdict
+    unless the cut fell inside a constrained reply's closing reasoning (every score before it).
 
     Protocols size ``max_tokens`` so that a reply in the requested format always ends first; a
     cut-off reply means the engine did not follow the format (or a custom protocol's budget is too
-    small), which the error code says instead of a misleading ``unparseable_reply``.
+    small), which the error code ``truncated_reply`` says instead of a misleading
+    ``unparseable_reply``.
     """
-    cut = [name for name, reply in replies.items() if reply.finish_reason == "length"]
+    out, cut = dict(replies), []
+    for name, reply in replies.items():
+        if reply.finish_reason != "length":
+            continue
+        closed = close_cut_reasoning(reply.content)
+        if closed is None:
+            cut.append(name)
+        else:
+            out[name] = dataclasses.replace(reply, content=closed)
     if cut:
         if len(replies) == 1:
             raw = next(iter(replies.values())).content
@@ -287,6 +298,7 @@ def _require_complete(replies: Mapping[str, ChatReply]) -> None:
             raw = "\n".join(f"{name}: {reply.content}" for name, reply in replies.items())
         message = f"the judge's reply ({', '.join(cut)}) was cut off at max_tokens, incomplete"
         raise ParseFailure(message, raw, code="truncated_reply")
+    return out
 
 
 def _cached_tokens(replies: Any) -> int | None:

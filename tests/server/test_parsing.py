@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from editjudge.server.protocols.base import ParseFailure
-from editjudge.server.protocols.parsing import parse_scores, score_schema
+from editjudge.server.protocols.parsing import (
+    ScoreFormat,
+    close_cut_reasoning,
+    parse_scores,
+    score_schema,
+)
 
 F = ("instruction_following", "over_editing")
 
@@ -63,3 +70,33 @@ def test_schema_bounds_and_reasoning_last() -> None:
     assert schema["properties"]["reasoning"]["maxLength"] == 100
     assert schema["additionalProperties"] is False
     assert "reasoning" not in score_schema(F, 0, 10, 0)["properties"]
+
+
+def test_a_closing_reasoning_is_open_ended_and_a_leading_one_bounded() -> None:
+    """xgrammar's masks for a bounded repeat cost ~40x those of '*': the reasoning that ends a reply
+    is left open (max_tokens bounds it); one that comes first keeps its bound, since the scores
+    after it must fit."""
+    last = ScoreFormat(F, 0, 10, 12).regex()
+    first = ScoreFormat(F, 0, 10, 12, reasoning_first=True).regex()
+    assert last.endswith('"reasoning":"[ !#-\\[\\]-~]*"\\}') and "{0," not in last
+    assert '"reasoning":"[ !#-\\[\\]-~]{0,12}"' in first
+    long_reasoning = '{"instruction_following":7,"over_editing":3,"reasoning":"' + "a" * 500 + '"}'
+    assert re.fullmatch(last, long_reasoning) and not re.fullmatch(first, long_reasoning)
+    assert ScoreFormat(F, 0, 10, 12).max_tokens() == ScoreFormat(F, 0, 10, 12, True).max_tokens()
+
+
+@pytest.mark.parametrize(
+    ("content", "closed"),
+    [
+        ('{"a":7,"b":-1,"reasoning":"the hat is', '{"a":7,"b":-1,"reasoning":"the hat is"}'),
+        ('{"a":7,"reasoning":"', '{"a":7,"reasoning":""}'),
+        ('{"instruction_following"' + " " * 50, None),  # padded: no score at all
+        ('{"a":7,"b":', None),  # cut among the scores
+        ('{"reasoning":"first, then","a":', None),  # reasoning first: scores lost
+        ('{"a": 7, "reasoning": "free text', None),  # not the constrained spelling
+        ('{"a":7,"reasoning":"quoted \\"', None),  # the constraint allows no backslash
+        ('{"a":7,"reasoning":"done"}', None),  # complete, nothing to close
+    ],
+)
+def test_close_cut_reasoning(content: str, closed: str | None) -> None:
+    assert close_cut_reasoning(content) == closed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import Any
 
 import orjson
@@ -181,6 +182,27 @@ async def test_a_reply_cut_off_at_max_tokens_is_a_truncated_reply_item() -> None
     assert res["error"]["code"] == "truncated_reply"
     assert "max_tokens" in res["error"]["message"]
     assert res["raw"].startswith('sc: {"instruction_following"')
+
+
+async def test_a_reply_cut_off_inside_its_closing_reasoning_keeps_its_scores() -> None:
+    """The constraint leaves the closing reasoning open-ended (bounded repeats make xgrammar's
+    masks the engine's bottleneck): a judge that writes on until max_tokens still gave every
+    score first. The item is scored; the reasoning ends where the judge was cut off."""
+
+    def rambling(body: dict[str, Any]) -> str:
+        fields = re.findall(r'"([a-z_]+)":\(\?:', body["structured_outputs"]["regex"])
+        scores = ",".join(f'"{f}":{6 + k}' for k, f in enumerate(fields))
+        return "{" + scores + ',"reasoning":"' + "and so on " * 200
+
+    async with (
+        fake_engines(1, reply=rambling) as e,
+        router([u for _, u in e]) as client,
+    ):
+        r = await client.post("/score", json={"items": [item(0)]})
+    (res,) = r.json()["results"]
+    assert res["status"] == "ok", res
+    assert res["scores"]["instruction_following"] == 6 and res["scores"]["perceptual_quality"]
+    assert res["reasoning"].startswith("SC: and so on") and len(res["reasoning"]) > 100
 
 
 async def test_info_reports_the_capacity_that_feeds_every_healthy_engine() -> None:
