@@ -73,8 +73,14 @@ class ScoreFormat:
         return 2 + len(members) - 1 + sum(len(k) + 3 + n for k, _, n in members)
 
     def max_tokens(self) -> int:
-        """Room for the longest reply plus the end-of-sequence token, so a reply that follows the
-        format always finishes with ``stop``, never ``length`` (each token holds >= 1 character)."""
+        """The token budget. With a bounded reasoning (or none): room for the longest reply plus
+        the end-of-sequence token, so a reply in the format always finishes with ``stop`` (each
+        token holds >= 1 character). With the open-ended closing reasoning: the scores at a token
+        per character, the reasoning at two characters per token (prose averages 3-4 in Qwen's
+        vocabulary), so a reasoning of ``reasoning_chars`` ends first and a longer one is cut and
+        closed (:func:`close_cut_reasoning`) without costing more decode steps than it was worth."""
+        if self.reasoning_chars > 0 and not self.reasoning_first:
+            return self.max_chars() - self.reasoning_chars + -(-self.reasoning_chars // 2) + 1
         return self.max_chars() + 1
 
     def params(self) -> dict[str, Any]:

@@ -82,7 +82,15 @@ def test_a_closing_reasoning_is_open_ended_and_a_leading_one_bounded() -> None:
     assert '"reasoning":"[ !#-\\[\\]-~]{0,12}"' in first
     long_reasoning = '{"instruction_following":7,"over_editing":3,"reasoning":"' + "a" * 500 + '"}'
     assert re.fullmatch(last, long_reasoning) and not re.fullmatch(first, long_reasoning)
-    assert ScoreFormat(F, 0, 10, 12).max_tokens() == ScoreFormat(F, 0, 10, 12, True).max_tokens()
+    # The budget: a bounded reply at a token per character; the open-ended reasoning at two
+    # characters per token (a reasoning of 12 characters needs at most 6 more tokens).
+    bounded = ScoreFormat(F, 0, 10, 12, True)
+    assert bounded.max_tokens() == bounded.max_chars() + 1
+    assert ScoreFormat(F, 0, 10, 12).max_tokens() == bounded.max_chars() - 12 + 6 + 1
+    assert (
+        ScoreFormat(F, 0, 10, 0).max_tokens()
+        == len('{"instruction_following":10,"over_editing":10}') + 1
+    )
 
 
 @pytest.mark.parametrize(

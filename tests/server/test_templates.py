@@ -149,10 +149,10 @@ def test_reasoning_is_requested_only_when_enabled() -> None:
     assert not admits(quiet.params, "{" + scores + ',"reasoning":"ok"}')
     assert admits(chatty.params, "{" + scores + ',"reasoning":"a short reason"}')
     # The reasoning's length is bounded by max_tokens, not by the regex (a bounded repeat makes
-    # xgrammar's masks the engine's bottleneck): room for 200 characters, one token each, and
-    # the end token; a longer one is cut and closed, its scores kept.
-    longest = "{" + scores + ',"reasoning":"' + "x" * 200 + '"}'
-    assert chatty.params["max_tokens"] == len(longest) + 1
+    # xgrammar's masks the engine's bottleneck): the scores at a token per character, 200
+    # characters of reasoning at two per token, the end token; a longer one is cut and closed.
+    scores_part = "{" + scores + ',"reasoning":"' + '"}'
+    assert chatty.params["max_tokens"] == len(scores_part) + 100 + 1
     assert (
         "reasoning" in chatty.content[-1]["text"] and "reasoning" not in quiet.content[-1]["text"]
     )

@@ -50,7 +50,9 @@ def test_calls_ask_for_compact_deterministic_json() -> None:
     assert body["temperature"] == 0 and body["seed"] == 7 and body["model"] == "judge"
     assert "guided_json" not in body and "json" not in body["structured_outputs"]
     longest = '{"instruction_following":10,"over_editing":10,"reasoning":"' + "x" * 240 + '"}'
-    assert admits(body, longest) and body["max_tokens"] == len(longest) + 1
+    # max_tokens, not the expression, bounds the closing reasoning: 240 characters at two per
+    # token after the scores at one per character, and the end token.
+    assert admits(body, longest) and body["max_tokens"] == len(longest) - 240 + 120 + 1
     assert admits(body, '{"instruction_following":0,"over_editing":7,"reasoning":""}')
     # Whitespace between tokens is what looped to max_tokens: no spelling but the compact one.
     assert not admits(body, '{"instruction_following": 0,"over_editing":7,"reasoning":""}')
