@@ -20,6 +20,7 @@ from .auth import key_digests
 from .cache import make_cache
 from .config import Settings
 from .deps import AppContext
+from .direct import DirectRoutes
 from .discovery import Change, Discovery, Resolver, from_settings
 from .docs import install_docs
 from .engine import EngineClient, make_engine_client
@@ -46,7 +47,7 @@ from .protocols import (
     load_templates,
 )
 from .responses import json_response
-from .routes import ROUTERS, openapi_components, paths
+from .routes import DIRECT_ROUTES, ROUTERS, openapi_components, paths
 from .schemas import name_protocols
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
@@ -195,6 +196,8 @@ def create_app(
     _complete_openapi(app, settings)
     _install_error_handlers(app)
     routes = paths()
+    # Added first, so innermost of the app's middlewares: the ones below still wrap it.
+    app.add_middleware(DirectRoutes, routes=DIRECT_ROUTES, on_error=editjudge_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -299,18 +302,21 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def editjudge_error(request: Request, exc: EditJudgeError) -> Response:
+    """The answer to an :class:`EditJudgeError`, from FastAPI's stack or :class:`DirectRoutes`."""
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ServiceError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
+        ctx: AppContext | None = getattr(request.app.state, "ctx", None)
+        if ctx is not None:
+            ctx.metrics.rejected.labels(exc.code).inc()
+    return json_response({"error": exc.to_dict()}, exc.status, headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(EditJudgeError)
-    async def _editjudge(request: Request, exc: EditJudgeError) -> Response:
-        headers = {}
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, ServiceError):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
-            ctx: AppContext | None = getattr(request.app.state, "ctx", None)
-            if ctx is not None:
-                ctx.metrics.rejected.labels(exc.code).inc()
-        return json_response({"error": exc.to_dict()}, exc.status, headers)
+    app.add_exception_handler(EditJudgeError, editjudge_error)  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
