@@ -29,7 +29,7 @@ from .health import check_all, health_loop
 from .images import ImageLimits
 from .intake import ImageWorkers
 from .load import load_loop
-from .memory import TRIM_AFTER_DROP, trim_loop, tune_allocator
+from .memory import TRIM_AFTER_DROP, freeze_startup_objects, trim_loop, tune_allocator
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
@@ -248,6 +248,7 @@ def _lifespan(
         if settings.in_flight_control == "adaptive":
             loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
         tune_allocator(settings.malloc_mmap_threshold)
+        freeze_startup_objects()
         if settings.memory_trim_interval_s > 0:
             loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
         if discovery is not None:
