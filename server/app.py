@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -53,6 +54,16 @@ from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
 
 log = logging.getLogger("editjudge")
+
+# FastAPI's native OpenTelemetry (newer releases) asks on every request whether a provider is
+# configured, environment look-ups included (~2% of the router's CPU at saturation). The router
+# reports through its own Prometheus metrics and configures no OpenTelemetry: switched off where
+# FastAPI has it.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
@@ -189,6 +200,7 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
         docs_url=None,  # install_docs serves /docs and /redoc without a CDN
         redoc_url=None,
+        **_NO_TELEMETRY,
     )
     for router in ROUTERS:
         app.include_router(router)
