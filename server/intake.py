@@ -38,6 +38,7 @@ from .images import (
 from .jsonbody import load_score_json
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import META_MAX_BYTES, BatchRequest, ScoreItem, meta_size
+from .upload import Body
 
 # Below this many items the thread hop costs more than it saves.
 THREAD_MIN_ITEMS = 4
@@ -151,11 +152,12 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-async def parse_json_body(body: bytearray, intake: Intake, memory: Memory) -> Parsed:
-    """A ``/score`` JSON body (one item or a batch) turned into work; ``body`` is emptied once
-    parsed, so the raw bytes do not outlive the parse."""
-    obj, cut = load_score_json(body)
-    body.clear()
+async def parse_json_body(body: Body, intake: Intake, memory: Memory) -> Parsed:
+    """A ``/score`` JSON body (one item or a batch) turned into work; the raw bytes are taken
+    from ``body`` and dropped once parsed, so they do not outlive the parse."""
+    raw = body.take()
+    obj, cut = load_score_json(raw)
+    del raw
     items = obj.get("items")
     small = not (isinstance(items, list) and len(items) >= THREAD_MIN_ITEMS)
     return await intake.run(functools.partial(_parse_obj, obj, intake), memory, small, cut)
