@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from .b64 import valid_b64
 from .errors import (
     EditJudgeError,
     ImageTooLarge,
@@ -140,16 +141,6 @@ class B64Image:
 
     header: str
     text: bytes
-
-
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def valid_b64(raw: bytes) -> bool:
-    """Only base64's alphabet, with at most two ``=`` at the end (not the length: a decode
-    checks the padding)."""
-    stray = raw.translate(None, _B64_ALPHABET)
-    return stray in (b"", b"=", b"==") and raw.endswith(stray)
 
 
 def _text_of(value: str | B64Image, limits: ImageLimits) -> str | bytes:

@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
+from .b64 import valid_b64
 from .errors import InvalidJSON, InvalidRequest
-from .images import B64Image, valid_b64
+from .images import B64Image
 
 _NONCE = "~ej" + secrets.token_hex(12) + "c"
 #: Strings shorter than this stay in the JSON: cutting them would cost more than it saves.
