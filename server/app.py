@@ -30,7 +30,13 @@ from .health import check_all, health_loop
 from .images import ImageLimits
 from .intake import ImageWorkers
 from .load import load_loop
-from .memory import TRIM_AFTER_DROP, freeze_startup_objects, trim_loop, tune_allocator
+from .memory import (
+    TRIM_AFTER_DROP,
+    freeze_startup_objects,
+    thaw_startup_objects,
+    trim_loop,
+    tune_allocator,
+)
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
@@ -272,6 +278,7 @@ def _lifespan(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            thaw_startup_objects()
             await ctx.client.aclose()
             ctx.image_workers.close()
             if ctx.scorer.cache is not None:
