@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from .auth import key_digests
 from .cache import make_cache
 from .config import Settings
 from .deps import AppContext
+from .direct import DirectRoutes
 from .discovery import Change, Discovery, Resolver, from_settings
 from .docs import install_docs
 from .engine import EngineClient, make_engine_client
@@ -28,7 +30,13 @@ from .health import check_all, health_loop
 from .images import ImageLimits
 from .intake import ImageWorkers
 from .load import load_loop
-from .memory import TRIM_AFTER_DROP, trim_loop, tune_allocator
+from .memory import (
+    TRIM_AFTER_DROP,
+    freeze_startup_objects,
+    thaw_startup_objects,
+    trim_loop,
+    tune_allocator,
+)
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
@@ -46,12 +54,22 @@ from .protocols import (
     load_templates,
 )
 from .responses import json_response
-from .routes import ROUTERS, openapi_components, paths
+from .routes import DIRECT_ROUTES, ROUTERS, openapi_components, paths
 from .schemas import name_protocols
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
 from .version import __version__
 
 log = logging.getLogger("editjudge")
+
+# FastAPI's native OpenTelemetry (newer releases) asks on every request whether a provider is
+# configured, environment look-ups included (~2% of the router's CPU at saturation). The router
+# reports through its own Prometheus metrics and configures no OpenTelemetry: switched off where
+# FastAPI has it.
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def build_protocols(settings: Settings) -> list[ScoringProtocol]:
@@ -188,6 +206,7 @@ def create_app(
         description="Data-parallel VLM judge for image edits, in front of vLLM servers.",
         docs_url=None,  # install_docs serves /docs and /redoc without a CDN
         redoc_url=None,
+        **_NO_TELEMETRY,
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -195,6 +214,8 @@ def create_app(
     _complete_openapi(app, settings)
     _install_error_handlers(app)
     routes = paths()
+    # Added first, so innermost of the app's middlewares: the ones below still wrap it.
+    app.add_middleware(DirectRoutes, routes=DIRECT_ROUTES, on_error=editjudge_error)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -245,6 +266,7 @@ def _lifespan(
         if settings.in_flight_control == "adaptive":
             loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
         tune_allocator(settings.malloc_mmap_threshold)
+        freeze_startup_objects()
         if settings.memory_trim_interval_s > 0:
             loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
         if discovery is not None:
@@ -256,6 +278,7 @@ def _lifespan(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            thaw_startup_objects()
             await ctx.client.aclose()
             ctx.image_workers.close()
             if ctx.scorer.cache is not None:
@@ -299,18 +322,21 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def editjudge_error(request: Request, exc: EditJudgeError) -> Response:
+    """The answer to an :class:`EditJudgeError`, from FastAPI's stack or :class:`DirectRoutes`."""
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, ServiceError):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
+        ctx: AppContext | None = getattr(request.app.state, "ctx", None)
+        if ctx is not None:
+            ctx.metrics.rejected.labels(exc.code).inc()
+    return json_response({"error": exc.to_dict()}, exc.status, headers)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(EditJudgeError)
-    async def _editjudge(request: Request, exc: EditJudgeError) -> Response:
-        headers = {}
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, ServiceError):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
-            ctx: AppContext | None = getattr(request.app.state, "ctx", None)
-            if ctx is not None:
-                ctx.metrics.rejected.labels(exc.code).inc()
-        return json_response({"error": exc.to_dict()}, exc.status, headers)
+    app.add_exception_handler(EditJudgeError, editjudge_error)  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -17,6 +17,7 @@ nonce, so no instruction can forge one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -52,34 +53,40 @@ class EngineBody:
             yield chunk
 
 
+def _token(index: int) -> str:
+    return f"{_NONCE}x{index}~"
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(count: int) -> re.Pattern[bytes]:
+    """The first ``count`` placeholders, any of them: built once per count, not per body."""
+    return re.compile(b"|".join(re.escape(_token(i).encode()) for i in range(count)))
+
+
 class _Splice:
     """Stand-ins for an item's images, and how to put the real base64 text back."""
 
     def __init__(self) -> None:
         self.texts: dict[bytes, bytes] = {}  # placeholder -> base64 text
         self._seen: dict[int, PreparedImage] = {}
-        self._pattern: re.Pattern[bytes] | None = None
 
     def stand_in(self, image: PreparedImage) -> PreparedImage:
         found = self._seen.get(id(image))
         if found is not None:
             return found
-        token = f"{_NONCE}x{len(self.texts)}~"
+        token = _token(len(self.texts))
         self.texts[token.encode()] = image.b64_bytes
         stand_in = PreparedImage(None, image.mime, image.width, image.height, "", token)
         self._seen[id(image)] = stand_in
-        self._pattern = None
         return stand_in
 
     def body(self, call: Call, model: str, sampling: Sampling) -> EngineBody:
         blob = orjson.dumps(call.body(model, sampling))
         if not self.texts:
             return EngineBody([blob])
-        if self._pattern is None:
-            self._pattern = re.compile(b"|".join(re.escape(t) for t in self.texts))
         chunks: list[bytes] = []
         start = 0
-        for match in self._pattern.finditer(blob):
+        for match in _pattern(len(self.texts)).finditer(blob):
             chunks += (blob[start : match.start()], self.texts[match.group()])
             start = match.end()
         chunks.append(blob[start:])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from .b64 import valid_b64
 from .errors import (
     EditJudgeError,
     ImageTooLarge,
@@ -132,6 +133,28 @@ def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class B64Image:
+    """An image field's value, cut out of the raw body before the JSON parse (see
+    :mod:`editjudge.server.jsonbody`): ``header`` is a data URL's part before its comma ("" for
+    bare base64), ``text`` the base64 text, already checked as :func:`valid_b64` does."""
+
+    header: str
+    text: bytes
+
+
+def _text_of(value: str | B64Image, limits: ImageLimits) -> str | bytes:
+    """:func:`_payload_text` of either kind of value: bytes (alphabet checked) for a
+    :class:`B64Image`, with the same checks in the same order."""
+    if not isinstance(value, B64Image):
+        return _payload_text(value, limits)
+    if value.header and not value.header.endswith(";base64"):
+        raise InvalidImage("data URL must be base64-encoded: data:image/<type>;base64,<data>")
+    if len(value.text) * 3 // 4 > limits.max_bytes:
+        raise ImageTooLarge(f"image is larger than {limits.max_bytes} bytes")
+    return value.text
+
+
 def _payload_text(value: str, limits: ImageLimits) -> str:
     """The base64 text of a base64 string or ``data:`` URL, with its cheap checks done."""
     text = value.strip()
@@ -154,14 +177,16 @@ def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
     return _b64decode(text), text
 
 
-def _b64decode(text: str) -> bytes:
+def _b64decode(text: str | bytes) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("image is not valid base64") from None
 
 
-def prepare_payload(value: str, limits: ImageLimits, memory: Memory = _unbudgeted) -> PreparedImage:
+def prepare_payload(
+    value: str | B64Image, limits: ImageLimits, memory: Memory = _unbudgeted
+) -> PreparedImage:
     """A base64 string or ``data:`` URL, validated and ready for vLLM.
 
     With ``limits.check == "header"``, a JPEG that can pass through unchanged is validated
@@ -171,45 +196,49 @@ def prepare_payload(value: str, limits: ImageLimits, memory: Memory = _unbudgete
     other image, or a JPEG that needs more than that, takes the full path (``prepare_image``),
     whose pixel decode is charged to ``memory`` while it runs.
     """
-    text = _payload_text(value, limits)
+    text = _text_of(value, limits)
     fast = _jpeg_from_header(text, limits) if limits.check == "header" else None
     if fast is not None:
         return fast
     return prepare_image(_b64decode(text), limits, text, memory)
 
 
-def prepare_without_decode(value: str, limits: ImageLimits) -> PreparedImage | None:
+def prepare_without_decode(value: str | B64Image, limits: ImageLimits) -> PreparedImage | None:
     """The header-only check of ``prepare_payload`` when it applies, else None.
 
     It decodes no pixels and costs time in proportion to the text's length only, so it may run
     on the event loop; None means the image needs ``prepare_payload`` (in a worker thread).
     Payload errors (a URL, bad base64, too large) raise here already.
     """
-    text = _payload_text(value, limits)
+    text = _text_of(value, limits)
     if limits.check != "header":
         return None
     return _jpeg_from_header(text, limits)
 
 
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 # A JPEG's markers up to its first scan: ~0.6 KiB for a plain JFIF file, more with EXIF or ICC
 # data; Pillow reads the header from the first of these heads that holds it all.
 _HEADS = (4096, 65536)  # base64 characters: 3 KiB, 48 KiB
 _TAIL_CHARS = 64  # the last 48 bytes, where the EOI marker is
 
 
-def _jpeg_from_header(text: str, limits: ImageLimits) -> PreparedImage | None:
-    """The header-only check of a JPEG (see ``prepare_payload``); None: take the full path."""
+def _jpeg_from_header(text: str | bytes, limits: ImageLimits) -> PreparedImage | None:
+    """The header-only check of a JPEG (see ``prepare_payload``); None: take the full path.
+    ``text`` as bytes has had its alphabet checked already (:class:`B64Image`)."""
     # "/9j/" is base64 of FF D8 FF: the SOI marker and the start of the next one.
-    if not text.startswith("/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
-        return None
-    try:
-        raw = text.encode("ascii")
-    except UnicodeEncodeError:
-        raise InvalidImage("image is not valid base64") from None
-    stray = raw.translate(None, _B64_ALPHABET)
-    if stray not in (b"", b"=", b"==") or not raw.endswith(stray):
-        raise InvalidImage("image is not valid base64")
+    if isinstance(text, bytes):
+        if not text.startswith(b"/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
+            return None
+        raw = text
+    else:
+        if not text.startswith("/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
+            return None
+        try:
+            raw = text.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidImage("image is not valid base64") from None
+        if not valid_b64(raw):
+            raise InvalidImage("image is not valid base64")
     if b"\xff\xd9" not in binascii.a2b_base64(raw[-_TAIL_CHARS:]):
         return None  # truncated, or trailing bytes after EOI: let the decode check judge
     for head in _HEADS:
@@ -271,7 +300,7 @@ def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
 
 
 def prepare_image(
-    data: bytes, limits: ImageLimits, b64: str = "", memory: Memory = _unbudgeted
+    data: bytes, limits: ImageLimits, b64: str | bytes = "", memory: Memory = _unbudgeted
 ) -> PreparedImage:
     """Validate encoded image bytes and return what to send to vLLM.
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any, TypeVar
 
 import orjson
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import EditJudgeError, InvalidJSON, InvalidRequest, ServiceError, TooManyItems
 from .images import (
+    B64Image,
     ImageLimits,
     Memory,
     PreparedImage,
@@ -33,8 +35,10 @@ from .images import (
     prepare_payload,
     prepare_without_decode,
 )
+from .jsonbody import load_score_json
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import META_MAX_BYTES, BatchRequest, ScoreItem, meta_size
+from .upload import Body
 
 # Below this many items the thread hop costs more than it saves.
 THREAD_MIN_ITEMS = 4
@@ -45,13 +49,17 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Prepare:
     """Turns a JSON image field's value into a validated image (raises a 4xx error);
-    ``decodes``: it may decode pixels, so it runs in a worker thread."""
+    ``decodes``: it may decode pixels, so it runs in a worker thread. ``cut``: the body's images
+    cut out before the parse (:mod:`editjudge.server.jsonbody`), by their placeholders."""
 
-    fn: Callable[[str], PreparedImage]
+    fn: Callable[[str | B64Image], PreparedImage]
     decodes: bool
+    cut: Mapping[str, B64Image] = _field(default_factory=dict)
 
     def __call__(self, value: str) -> PreparedImage:
-        return self.fn(value)
+        # A placeholder is short: a long value is never looked up (hashing it is not free).
+        image = self.cut.get(value) if self.cut and len(value) < 64 else None
+        return self.fn(value if image is None else image)
 
 
 class ImageWorkers:
@@ -80,18 +88,25 @@ class Intake:
     max_items: int
     workers: ImageWorkers
 
-    async def run(self, job: Callable[[Prepare], T], memory: Memory, inline: bool) -> T:
+    async def run(
+        self,
+        job: Callable[[Prepare], T],
+        memory: Memory,
+        inline: bool,
+        cut: Mapping[str, B64Image] | None = None,
+    ) -> T:
         """``job(prepare)``: on the event loop if ``inline`` and no image needs a decode,
         else in a worker thread, where ``prepare`` decodes and charges ``memory``."""
+        cut = cut or {}
         if inline:
             try:
-                return job(Prepare(self._without_decode, decodes=False))
+                return job(Prepare(self._without_decode, decodes=False, cut=cut))
             except _NeedsWorker:
                 pass
         full = functools.partial(prepare_payload, limits=self.limits, memory=memory)
-        return await self.workers.run(job, Prepare(_once_each(full), decodes=True))
+        return await self.workers.run(job, Prepare(_once_each(full), decodes=True, cut=cut))
 
-    def _without_decode(self, value: str) -> PreparedImage:
+    def _without_decode(self, value: str | B64Image) -> PreparedImage:
         image = prepare_without_decode(value, self.limits)
         if image is None:
             raise _NeedsWorker
@@ -137,14 +152,15 @@ def describe(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-async def parse_json_body(body: bytearray, intake: Intake, memory: Memory) -> Parsed:
-    """A ``/score`` JSON body (one item or a batch) turned into work; ``body`` is emptied once
-    parsed, so the raw bytes do not outlive the parse."""
-    obj = load_json(body)
-    body.clear()
+async def parse_json_body(body: Body, intake: Intake, memory: Memory) -> Parsed:
+    """A ``/score`` JSON body (one item or a batch) turned into work; the raw bytes are taken
+    from ``body`` and dropped once parsed, so they do not outlive the parse."""
+    raw = body.take()
+    obj, cut = load_score_json(raw)
+    del raw
     items = obj.get("items")
     small = not (isinstance(items, list) and len(items) >= THREAD_MIN_ITEMS)
-    return await intake.run(functools.partial(_parse_obj, obj, intake), memory, small)
+    return await intake.run(functools.partial(_parse_obj, obj, intake), memory, small, cut)
 
 
 def _parse_obj(obj: dict[str, Any], intake: Intake, prepare: Prepare) -> Parsed:
@@ -238,12 +254,14 @@ def image_field(value: str, prepare: Callable[[str], PreparedImage], field: str)
         raise
 
 
-def _once_each(prepare: Callable[[str], PreparedImage]) -> Callable[[str], PreparedImage]:
+def _once_each(
+    prepare: Callable[[str | B64Image], PreparedImage],
+) -> Callable[[str | B64Image], PreparedImage]:
     """``prepare``, with a value seen before given the image made of it then: a batch whose items
     share a source image keeps (and sends) one copy of it."""
-    seen: dict[str, PreparedImage] = {}
+    seen: dict[str | B64Image, PreparedImage] = {}
 
-    def once(value: str) -> PreparedImage:
+    def once(value: str | B64Image) -> PreparedImage:
         image = seen.get(value)
         if image is None:
             image = seen[value] = prepare(value)

@@ -115,8 +115,10 @@ class Scorer:
                 return result
             return await self.score(entry, protocol, deadline)
 
-        pairs = zip(items, protocols, strict=True)
+        pairs = list(zip(items, protocols, strict=True))
         with flow():  # this request's items share one turn in the router's fair queue
+            if len(pairs) == 1:  # the common case: no task of its own, no gather
+                return [await one(*pairs[0])]
             return list(await asyncio.gather(*(one(e, p) for e, p in pairs)))
 
     async def score(self, item: Item, protocol: ScoringProtocol, deadline: float) -> ScoreResult:

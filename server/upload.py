@@ -71,9 +71,22 @@ async def body_chunks(
             return
 
 
-async def read_body(request: Request, hold: Hold, limits: UploadLimits) -> bytearray:
+class Body:
+    """A whole request body, as the chunks it arrived in (usually one: the server buffers what
+    came before the handler asks), joined only when there are several."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def take(self) -> bytes:
+        """The body's bytes, handed over: this object keeps no reference to them, so once the
+        caller has parsed them and dropped its own, they are freed."""
+        chunks, self._chunks = self._chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: Request, hold: Hold, limits: UploadLimits) -> Body:
     """The whole body, charged to ``hold`` as it arrives (see :func:`body_chunks`)."""
-    body = bytearray()
-    async for chunk in body_chunks(request, hold, limits):
-        body += chunk
-    return body
+    return Body([chunk async for chunk in body_chunks(request, hold, limits)])

@@ -16,10 +16,14 @@ from .score import openapi_components
 #: second routing pass to every request.
 ROUTERS: tuple[APIRouter, ...] = (score.router, group.router, ops.router)
 
+#: ``POST`` routes that take no FastAPI dependencies: served by
+#: :class:`~editjudge.server.direct.DirectRoutes` without FastAPI's routing.
+DIRECT_ROUTES = {"/score": score.score, "/score/group": group.score_group}
+
 
 def paths() -> set[str]:
     """Every route's path (for per-route metrics; anything else counts as ``other``)."""
     return {r.path for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)}
 
 
-__all__ = ["ROUTERS", "openapi_components", "paths"]
+__all__ = ["DIRECT_ROUTES", "ROUTERS", "openapi_components", "paths"]

@@ -102,8 +102,9 @@ async def _parse(request: Request, ctx: AppContext, hold: Hold) -> GroupRequest:
     ctx.budget.refuse_if_full()
     body = await read_body(request, hold, UploadLimits.from_settings(ctx.settings))
     hold.parsing()
-    obj = load_json(body)
-    body.clear()  # parsed: the raw bytes are not needed any more
+    raw = body.take()
+    obj = load_json(raw)
+    del raw  # parsed: the raw bytes are not needed any more
     group: GroupRequest = validate(GroupRequest, obj)
     if len(group.images) > ctx.settings.max_batch_items:
         raise TooManyItems(

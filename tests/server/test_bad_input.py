@@ -220,6 +220,8 @@ _JPEG = image_bytes(fmt="JPEG", size=(128, 128))
 _WEBP = image_bytes(fmt="WEBP", size=(128, 128))
 _SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
 
+_JPEG_URL = "data:image/jpeg;base64,/9j/"
+
 IMAGE_CASES: list[tuple[str, str, int, str]] = [
     ("zero bytes (data URL)", "data:image/png;base64,", 422, "invalid_image"),
     ("zero width png", b64(_png(0, 10)), 422, "invalid_image"),
@@ -259,6 +261,10 @@ IMAGE_CASES: list[tuple[str, str, int, str]] = [
     ("data URL without comma", "data:image/png;base64", 422, "invalid_image"),
     ("url-safe base64 alphabet", "-_-_" * 100, 422, "invalid_image"),
     ("base64 with embedded newline", b64(_PNG)[:12] + "\n" + b64(_PNG)[12:], 422, "invalid_image"),
+    # long enough to be cut out of the body before the JSON parse (editjudge.server.jsonbody)
+    ("long base64, a stray character", "/9j/" + "A" * 6000 + "*AAA", 422, "invalid_image"),
+    ("long data URL, bad padding", _JPEG_URL + "A" * 6001, 422, "invalid_image"),
+    ("long data URL, not base64", "data:image/jpeg,/9j/" + "A" * 6001, 422, "invalid_image"),
 ]
 
 
