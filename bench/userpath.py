@@ -39,6 +39,7 @@ from bench.images import write_pairs
 from bench.procs import Server, child_env, free_port, log, router, stop_serve
 from bench.report import Recorder
 from bench.score_cli import run_score
+from editjudge.server.config import Settings
 
 PHASES = ("userpath", "curve")
 LAUNCHER_DEFAULTS = {"--port": "8000", "--engine-base-port": "8001", "--vllm-cmd": "vllm serve"}
@@ -165,9 +166,12 @@ class WindowWatch:
 
 
 @contextlib.contextmanager
-def default_router(backend: str, args: argparse.Namespace, tag: str) -> Iterator[str]:
-    """``editjudge router`` with its defaults in front of ``backend`` alone, on another port."""
-    server = router([backend], free_port(), {}, args.work / f"router-{tag}.log")
+def default_router(
+    backend: str, args: argparse.Namespace, tag: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``editjudge router`` with its defaults (plus ``env``) in front of ``backend`` alone, on
+    another port."""
+    server = router([backend], free_port(), env or {}, args.work / f"router-{tag}.log")
     try:
         server.wait_ready("/ready", 120)
         yield server.url
@@ -221,17 +225,20 @@ def phase_curve(
 
 
 def through_router(args: argparse.Namespace, engine: str, n: int, rec: Recorder) -> None:
-    """The user path's ``userpath-N`` workload through ``editjudge router`` (defaults) in front of
-    one endpoint that stands for ``n`` GPUs (``vllm serve --data-parallel-size n``), with the
-    in-flight items editjudge's router suggests for ``n`` engines (``--concurrency``: for one
-    backend it would suggest a single engine's share)."""
+    """The user path's ``userpath-N`` workload through ``editjudge router`` in front of one
+    endpoint that stands for ``n`` GPUs (``vllm serve --data-parallel-size n``), at the load
+    editjudge gives ``n`` engines: the router's window ceiling for that one backend is ``n`` times
+    its default (else the router would hold ``n`` GPUs to one engine's share), and the client
+    sends what the router then suggests."""
     first, count = pair_sets(args, ["userpath"])["userpath-N"]
     pairs = write_pairs(pairs_folder(args, "userpath-N"), first, count, args.image_side)
-    with default_router(engine, args, "dp") as url:
-        one_backend = httpx.get(f"{url}/info", timeout=10).json()["capacity"]
-        conc = -(-n * one_backend["suggested_items_in_flight"] // 16)
+    ceiling = n * Settings.model_fields["max_in_flight_per_backend"].default
+    env = {"EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": str(ceiling)}
+    with default_router(engine, args, "dp", env) as url:
+        suggested = httpx.get(f"{url}/info", timeout=10).json()["capacity"]
+        conc = -(-suggested["suggested_items_in_flight"] // 16)
         options = ["--batch-size", "16", "--concurrency", str(conc)]
-        routed = f"editjudge router, defaults, in front of {engine}"
+        routed = f"editjudge router, window ceiling {ceiling}, in front of {engine}"
         rec.add(
             measure(
                 args,

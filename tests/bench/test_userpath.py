@@ -86,6 +86,7 @@ def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path:
     (run,) = phase["runs"]
     assert (run["name"], run["kind"], run["engines"]) == ("dp-userpath-2", "userpath", 2)
     assert run["in_flight"] == 512 and (run["items"], run["ok"]) == (20, 20)  # as for 2 engines
+    assert "window ceiling 512" in run["router"]  # not one engine's 256 for the two GPUs
 
 
 def test_a_serve_that_cannot_start_is_recorded(tmp_path: Path) -> None:
