@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 import uvicorn
 from fastapi import FastAPI
 
-from editjudge.server.app import build_protocols, create_app
+from editjudge.server.app import create_app
+from editjudge.server.catalog import build_protocols
 from editjudge.server.config import Settings
 from editjudge.server.engine import ChatReply
 from editjudge.server.protocols import Call, Item, Outcome, ScoringProtocol

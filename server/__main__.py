@@ -16,7 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from .app import check_protocols, create_app
+from .app import create_app
+from .catalog import check_protocols
 from .config import Settings
 from .protocols import TemplateError
 

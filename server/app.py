@@ -19,6 +19,7 @@ from starlette.responses import Response
 from .admission import Budget
 from .auth import key_digests
 from .cache import make_cache
+from .catalog import build_protocols, build_registry
 from .config import Settings
 from .deps import AppContext
 from .direct import DirectRoutes
@@ -40,19 +41,7 @@ from .memory import (
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
-from .protocols import (
-    ExpectedScore,
-    GEdit,
-    ImgEdit,
-    ProtocolRegistry,
-    Sampling,
-    ScoringProtocol,
-    VIEScore,
-    edit_rubric,
-    gedit,
-    imgedit,
-    load_templates,
-)
+from .protocols import Sampling, ScoringProtocol
 from .responses import json_response
 from .routes import DIRECT_ROUTES, ROUTERS, openapi_components, paths
 from .schemas import name_protocols
@@ -70,62 +59,6 @@ _NO_TELEMETRY: dict[str, Any] = (
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
     else {}
 )
-
-
-def build_protocols(settings: Settings) -> list[ScoringProtocol]:
-    """The built-in protocols, the reference protocols whose prompt files are configured, and the
-    custom templates of ``EDITJUDGE_TEMPLATES_DIR``.
-
-    Raises :class:`~editjudge.server.protocols.TemplateError` when a template file cannot be used
-    and :class:`~editjudge.server.protocols.ReferencePromptsError` for a bad reference file.
-    """
-    chars = settings.max_reasoning_chars if settings.reasoning else 0
-    builtin: list[ScoringProtocol] = [VIEScore(chars), ExpectedScore(), edit_rubric(chars)]
-    constrained = settings.reference_reply == "constrained"
-    if settings.gedit_prompts is not None:
-        builtin.append(
-            GEdit.from_file(settings.gedit_prompts, constrained=constrained, reasoning_chars=chars)
-        )
-    if settings.imgedit_prompts is not None:
-        builtin.append(
-            ImgEdit.from_file(
-                settings.imgedit_prompts, constrained=constrained, reasoning_chars=chars
-            )
-        )
-    if settings.templates_dir is None:
-        return builtin
-    reserved = {p.name for p in builtin} | set(unavailable_protocols(settings))
-    custom = load_templates(
-        settings.templates_dir, reserved, chars, first_chars=settings.max_reasoning_chars
-    )
-    return [*builtin, *custom]
-
-
-def unavailable_protocols(settings: Settings) -> dict[str, str]:
-    """Reference protocols whose prompt files are not configured, with how to configure them."""
-    out = {}
-    if settings.gedit_prompts is None:
-        out[GEdit.name] = gedit.UNAVAILABLE
-    if settings.imgedit_prompts is None:
-        out[ImgEdit.name] = imgedit.UNAVAILABLE
-    return out
-
-
-def build_registry(
-    settings: Settings, protocols: Sequence[ScoringProtocol] | None = None
-) -> ProtocolRegistry:
-    """The registry requests resolve against; ``protocols`` defaults to :func:`build_protocols`."""
-    served = build_protocols(settings) if protocols is None else protocols
-    return ProtocolRegistry(served, settings.protocol, unavailable_protocols(settings))
-
-
-def check_protocols(settings: Settings) -> None:
-    """Build the protocol registry once, so a broken template stops start-up before serving.
-
-    Raises :class:`~editjudge.server.protocols.TemplateError` or ``ValueError`` (an unknown
-    or unavailable default protocol, a bad reference prompt file).
-    """
-    build_registry(settings)
 
 
 def build_context(

@@ -35,7 +35,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..app import check_protocols
+from ..catalog import check_protocols
 from ..config import Settings
 from ..protocols import TemplateError
 from .engines import DEFAULT_VLLM_CMD, build_engines, parse_gpus

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from editjudge.server.app import build_protocols
+from editjudge.server.catalog import build_protocols
 from editjudge.server.config import Settings
 from editjudge.server.images import ImageLimits, prepare_image
 from editjudge.server.protocols import Item, Sampling

@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from editjudge.server.app import build_protocols, create_app
+from editjudge.server.app import create_app
+from editjudge.server.catalog import build_protocols
 from editjudge.server.config import Settings
 from tests.processes import Procs
 

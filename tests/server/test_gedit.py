@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from editjudge.server.app import check_protocols
+from editjudge.server.catalog import check_protocols
 from editjudge.server.config import Settings
 from editjudge.server.engine import ChatReply
 from editjudge.server.errors import InvalidRequest

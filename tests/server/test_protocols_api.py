@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from editjudge.server.app import build_protocols
+from editjudge.server.catalog import build_protocols
 from editjudge.server.config import Settings
 from editjudge.server.protocols import ProtocolRegistry
 from tests.helpers import fake_engines, item, router
