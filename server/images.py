@@ -5,9 +5,9 @@ header's width x height before any pixel is decoded (decompression bombs), and t
 allow-list. Images that need no change (no EXIF rotation, under the resize cap, a format vLLM reads)
 pass through byte for byte, and their base64 text is reused, so the common case costs one decode
 check and no re-encode. With ``check="header"`` (the default setting) a pass-through JPEG skips even
-that: its base64 text is checked and its header read without decoding the rest, ~10x cheaper (see
-:func:`prepare_payload`). A decode holds its pixels' memory in the request's budget while it runs
-(``memory``); callers run decodes in worker threads (:mod:`editjudge.server.intake`).
+that (:mod:`editjudge.server.passthrough`). A decode holds its pixels' memory in the request's
+budget while it runs (``memory``); callers run decodes in worker threads
+(:mod:`editjudge.server.intake`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from .b64 import valid_b64
 from .errors import (
     EditJudgeError,
     ImageTooLarge,
@@ -33,11 +32,10 @@ from .errors import (
     TooManyPixels,
     UnsupportedImageFormat,
 )
-from .jpeg import Truncated, read_header
 
 # vLLM decodes these itself; anything else accepted is re-encoded to PNG first.
 _PASSTHROUGH = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-_EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = 0x0112
 # Pillow keeps a decoded pixel in at most 4 bytes for every mode intake decodes (RGB is stored
 # as RGBX), so this bounds a decode's memory from the header's size alone.
 _BYTES_PER_PIXEL = 4
@@ -46,7 +44,7 @@ _BYTES_PER_PIXEL = 4
 Memory = Callable[[int], AbstractContextManager[None]]
 
 
-def _unbudgeted(nbytes: int) -> AbstractContextManager[None]:
+def unbudgeted(nbytes: int) -> AbstractContextManager[None]:
     return nullcontext()
 
 
@@ -143,7 +141,7 @@ class B64Image:
     text: bytes
 
 
-def _text_of(value: str | B64Image, limits: ImageLimits) -> str | bytes:
+def payload_text_of(value: str | B64Image, limits: ImageLimits) -> str | bytes:
     """:func:`_payload_text` of either kind of value: bytes (alphabet checked) for a
     :class:`B64Image`, with the same checks in the same order."""
     if not isinstance(value, B64Image):
@@ -174,133 +172,18 @@ def _payload_text(value: str, limits: ImageLimits) -> str:
 def decode_payload(value: str, limits: ImageLimits) -> tuple[bytes, str]:
     """Turn a base64 string or ``data:`` URL into bytes; return ``(bytes, base64_text)``."""
     text = _payload_text(value, limits)
-    return _b64decode(text), text
+    return b64decode_checked(text), text
 
 
-def _b64decode(text: str | bytes) -> bytes:
+def b64decode_checked(text: str | bytes) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidImage("image is not valid base64") from None
 
 
-def prepare_payload(
-    value: str | B64Image, limits: ImageLimits, memory: Memory = _unbudgeted
-) -> PreparedImage:
-    """A base64 string or ``data:`` URL, validated and ready for vLLM.
-
-    With ``limits.check == "header"``, a JPEG that can pass through unchanged is validated
-    without decoding its base64 text: the alphabet is checked, Pillow reads the header from the
-    first few KB (format, size and pixel cap, EXIF orientation) and the last bytes must hold the
-    end-of-image marker (truncation). Entropy-coded data in between is left to the engine. Any
-    other image, or a JPEG that needs more than that, takes the full path (``prepare_image``),
-    whose pixel decode is charged to ``memory`` while it runs.
-    """
-    text = _text_of(value, limits)
-    fast = _jpeg_from_header(text, limits) if limits.check == "header" else None
-    if fast is not None:
-        return fast
-    return prepare_image(_b64decode(text), limits, text, memory)
-
-
-def prepare_without_decode(value: str | B64Image, limits: ImageLimits) -> PreparedImage | None:
-    """The header-only check of ``prepare_payload`` when it applies, else None.
-
-    It decodes no pixels and costs time in proportion to the text's length only, so it may run
-    on the event loop; None means the image needs ``prepare_payload`` (in a worker thread).
-    Payload errors (a URL, bad base64, too large) raise here already.
-    """
-    text = _text_of(value, limits)
-    if limits.check != "header":
-        return None
-    return _jpeg_from_header(text, limits)
-
-
-# A JPEG's markers up to its first scan: ~0.6 KiB for a plain JFIF file, more with EXIF or ICC
-# data; Pillow reads the header from the first of these heads that holds it all.
-_HEADS = (4096, 65536)  # base64 characters: 3 KiB, 48 KiB
-_TAIL_CHARS = 64  # the last 48 bytes, where the EOI marker is
-
-
-def _jpeg_from_header(text: str | bytes, limits: ImageLimits) -> PreparedImage | None:
-    """The header-only check of a JPEG (see ``prepare_payload``); None: take the full path.
-    ``text`` as bytes has had its alphabet checked already (:class:`B64Image`)."""
-    # "/9j/" is base64 of FF D8 FF: the SOI marker and the start of the next one.
-    if isinstance(text, bytes):
-        if not text.startswith(b"/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
-            return None
-        raw = text
-    else:
-        if not text.startswith("/9j/") or len(text) <= _HEADS[0] or len(text) % 4:
-            return None
-        try:
-            raw = text.encode("ascii")
-        except UnicodeEncodeError:
-            raise InvalidImage("image is not valid base64") from None
-        if not valid_b64(raw):
-            raise InvalidImage("image is not valid base64")
-    if b"\xff\xd9" not in binascii.a2b_base64(raw[-_TAIL_CHARS:]):
-        return None  # truncated, or trailing bytes after EOI: let the decode check judge
-    for head in _HEADS:
-        if head >= len(raw):
-            return None
-        size = _head_size(binascii.a2b_base64(raw[:head]), limits)
-        if size is _LONGER:
-            continue  # the header goes on past this head
-        if size is None:
-            return None
-        return PreparedImage(None, "image/jpeg", size[0], size[1], None, raw)
-    return None
-
-
-_LONGER = (-1, -1)  # _head_size: the header goes on past the bytes given
-
-
-def _head_size(head: bytes, limits: ImageLimits) -> tuple[int, int] | None:
-    """A pass-through JPEG's size from its header (:mod:`editjudge.server.jpeg`, Pillow when
-    that reader is unsure); None if it cannot pass through unchanged; ``_LONGER``."""
-    try:
-        found = read_header(head)
-    except Truncated:
-        return _LONGER
-    if found is None:
-        try:
-            image = _open_head(head, limits)
-        except InvalidImage:
-            return _LONGER
-        return None if image is None else (image.width, image.height)
-    pixels = found.width * found.height
-    if pixels > limits.max_pixels:
-        raise TooManyPixels(
-            f"image is {found.width}x{found.height} = {pixels} pixels;"
-            f" the limit is {limits.max_pixels}"
-        )
-    cap = limits.resize_max_pixels
-    if found.rotated or (cap is not None and pixels > cap) or "JPEG" not in limits.formats:
-        return None
-    return found.width, found.height
-
-
-def _open_head(head: bytes, limits: ImageLimits) -> Image.Image | None:
-    """Pillow's view of a JPEG header; None if it cannot pass through unchanged."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(head, limits, formats=("JPEG", "MPO"))
-            cap = limits.resize_max_pixels
-            if _format(image) != "JPEG" or (cap is not None and _pixels(image) > cap):
-                return None
-            if image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1):
-                return None
-            return image
-    except EditJudgeError:
-        raise  # InvalidImage: header cut short; too many pixels or format: known for sure
-    except Exception:
-        return None  # e.g. malformed EXIF: the full path decides
-
-
 def prepare_image(
-    data: bytes, limits: ImageLimits, b64: str | bytes = "", memory: Memory = _unbudgeted
+    data: bytes, limits: ImageLimits, b64: str | bytes = "", memory: Memory = unbudgeted
 ) -> PreparedImage:
     """Validate encoded image bytes and return what to send to vLLM.
 
@@ -317,17 +200,17 @@ def prepare_image(
         with warnings.catch_warnings():
             # Our own pixel cap is checked below; Pillow's global bomb warning would only add noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = _open(data, limits)
+            image = open_checked(data, limits)
             cap = limits.resize_max_pixels
-            needs_resize = cap is not None and _pixels(image) > cap
-            rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
-            mime = _PASSTHROUGH.get(_format(image) or "")
+            needs_resize = cap is not None and pixel_count(image) > cap
+            rotated = image.getexif().get(EXIF_ORIENTATION, 1) not in (0, 1)
+            mime = _PASSTHROUGH.get(image_format(image) or "")
             if mime is not None and not rotated and not needs_resize:
                 width, height = image.size  # before the check: draft mode shrinks it
                 _check_decodes(image, memory)
                 return PreparedImage(None if b64 else data, mime, width, height, digest, b64)
             # The decoded source, its rotated or converted copy and the resized result.
-            with memory(3 * _BYTES_PER_PIXEL * _pixels(image)):
+            with memory(3 * _BYTES_PER_PIXEL * pixel_count(image)):
                 return _reencode(image, limits, digest)
     except EditJudgeError:
         raise
@@ -335,7 +218,9 @@ def prepare_image(
         raise InvalidImage("image data is truncated or corrupt") from None
 
 
-def _open(data: bytes, limits: ImageLimits, formats: tuple[str, ...] | None = None) -> Image.Image:
+def open_checked(
+    data: bytes, limits: ImageLimits, formats: tuple[str, ...] | None = None
+) -> Image.Image:
     """Pillow's header parse; ``formats`` skips probing other plugins when the format is known."""
     try:
         image = Image.open(io.BytesIO(data), formats=formats)
@@ -345,22 +230,22 @@ def _open(data: bytes, limits: ImageLimits, formats: tuple[str, ...] | None = No
         raise TooManyPixels(f"image has {claimed}; the limit is {limits.max_pixels}") from None
     except Exception:
         raise InvalidImage("image could not be decoded (not a supported image file)") from None
-    if _format(image) not in limits.formats:
+    if image_format(image) not in limits.formats:
         allowed = ", ".join(sorted(limits.formats))
         raise UnsupportedImageFormat(f"image format {image.format} is not accepted ({allowed})")
-    if _pixels(image) > limits.max_pixels:
+    if pixel_count(image) > limits.max_pixels:
         raise TooManyPixels(
-            f"image is {image.width}x{image.height} = {_pixels(image)} pixels;"
+            f"image is {image.width}x{image.height} = {pixel_count(image)} pixels;"
             f" the limit is {limits.max_pixels}"
         )
     return image
 
 
-def _pixels(image: Image.Image) -> int:
+def pixel_count(image: Image.Image) -> int:
     return int(image.width) * int(image.height)
 
 
-def _format(image: Image.Image) -> str | None:
+def image_format(image: Image.Image) -> str | None:
     """Pillow's format name, a multi-picture JPEG ("MPO", as phones write them) counted as JPEG:
     it is a JPEG followed by more pictures, which decoders (vLLM's too) read as its first one."""
     return "JPEG" if image.format == "MPO" else image.format
@@ -368,10 +253,10 @@ def _format(image: Image.Image) -> str | None:
 
 def _check_decodes(image: Image.Image, memory: Memory) -> None:
     """Decode the pixels once so truncated or corrupt files fail here, not inside vLLM."""
-    if _format(image) == "JPEG":
+    if image_format(image) == "JPEG":
         # DCT scaling walks the whole entropy-coded stream at 1/8 of the decode cost.
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-    with memory(_BYTES_PER_PIXEL * _pixels(image)):
+    with memory(_BYTES_PER_PIXEL * pixel_count(image)):
         image.load()
 
 
@@ -391,11 +276,11 @@ def fit(width: int, height: int, max_pixels: int, grid: int | None = None) -> tu
 
 
 def _reencode(image: Image.Image, limits: ImageLimits, digest: str) -> PreparedImage:
-    source_format = _format(image)
+    source_format = image_format(image)
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    if limits.resize_max_pixels and _pixels(image) > limits.resize_max_pixels:
+    if limits.resize_max_pixels and pixel_count(image) > limits.resize_max_pixels:
         size = fit(image.width, image.height, limits.resize_max_pixels, limits.resize_grid)
         image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()

@@ -32,10 +32,9 @@ from .images import (
     Memory,
     PreparedImage,
     prepare_image,
-    prepare_payload,
-    prepare_without_decode,
 )
 from .jsonbody import load_score_json
+from .passthrough import prepare_payload, prepare_without_decode
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import META_MAX_BYTES, BatchRequest, ScoreItem, meta_size
 from .upload import Body

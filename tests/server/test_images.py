@@ -13,7 +13,8 @@ from editjudge.server.errors import (
     TooManyPixels,
     UnsupportedImageFormat,
 )
-from editjudge.server.images import ImageLimits, decode_payload, prepare_image, prepare_payload
+from editjudge.server.images import ImageLimits, decode_payload, prepare_image
+from editjudge.server.passthrough import prepare_payload
 from tests.helpers import b64, data_url, fake_engines, image_bytes, router
 
 LIMITS = ImageLimits(

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from editjudge.server.errors import InvalidImage, TooManyPixels
-from editjudge.server.images import ImageLimits, content_digest, prepare_payload
+from editjudge.server.images import ImageLimits, content_digest
+from editjudge.server.passthrough import prepare_payload
 
 HEADER = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="header")
 DECODE = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="decode")
