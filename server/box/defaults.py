@@ -17,6 +17,9 @@ engines (a test keeps the last three, which are shell and YAML, in step with thi
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 MAX_MODEL_LEN = 16384
 IMAGES_PER_PROMPT = 2
 MAX_PIXELS = 1024 * 1024
@@ -24,10 +27,30 @@ GPU_MEMORY_UTILIZATION = "0.90"
 MODEL = "Qwen/Qwen3-VL-30B-A3B-Instruct"
 
 
-def engine_flags(images_per_prompt: int = IMAGES_PER_PROMPT) -> list[tuple[str, str]]:
-    """``(flag, value)`` pairs every engine gets unless its command line sets the flag."""
+def engine_flags(
+    images_per_prompt: int = IMAGES_PER_PROMPT, model_max_len: int | None = None
+) -> list[tuple[str, str]]:
+    """``(flag, value)`` pairs every engine gets unless its command line sets the flag.
+
+    ``model_max_len``: the model's own context, where known (:func:`model_context`); the default
+    never asks for more, which vLLM refuses (the engine would fail its every start)."""
+    max_len = min(MAX_MODEL_LEN, model_max_len) if model_max_len else MAX_MODEL_LEN
     return [
-        ("--max-model-len", str(MAX_MODEL_LEN)),
+        ("--max-model-len", str(max_len)),
         ("--limit-mm-per-prompt", f'{{"image": {images_per_prompt}, "video": 0}}'),
         ("--mm-processor-kwargs", f'{{"max_pixels": {MAX_PIXELS}}}'),
     ]
+
+
+def model_context(model: str) -> int | None:
+    """The context length a local model folder's ``config.json`` declares (its text model's
+    ``max_position_embeddings``); None for a hub id or a folder that does not say."""
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for section in (config.get("text_config"), config):
+        value = section.get("max_position_embeddings") if isinstance(section, dict) else None
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -80,7 +80,7 @@ def engine_argv(args: argparse.Namespace, port: int, api_server_count: int) -> l
     if api_server_count > 1 and args.api_server_count != "0":
         argv += ["--api-server-count", str(api_server_count)]
     given = {a.split("=", 1)[0] for a in args.vllm_args}
-    for flag, value in defaults.engine_flags():
+    for flag, value in defaults.engine_flags(model_max_len=defaults.model_context(args.model)):
         if flag not in given:  # the operator's own value after `--` wins
             argv += [flag, value]
     if "--enable-prompt-tokens-details" not in given:

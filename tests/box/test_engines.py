@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,23 @@ def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
         (root / "deploy/k8s/engines.yaml").read_text(),
     ):
         assert "--mm-processor-cache-type" not in text
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"text_config": {"max_position_embeddings": 4096}}, "4096"),  # a small model
+        ({"max_position_embeddings": 8192}, "8192"),
+        ({"text_config": {"max_position_embeddings": 262144}}, "16384"),  # Qwen3-VL: capped
+        ({}, "16384"),  # the folder does not say
+    ],
+)
+def test_the_default_context_never_exceeds_a_local_models_own(
+    tmp_path: Path, config: dict[str, object], expected: str
+) -> None:
+    """vLLM refuses a --max-model-len beyond the model's context: such an engine would fail
+    every start and serve would give up on it."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    args = build_parser().parse_args(["--gpus", "0", "--model", str(tmp_path)])
+    argv = engine_argv(args, 8001, 1)
+    assert argv[argv.index("--max-model-len") + 1] == expected
