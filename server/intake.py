@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
-from .errors import EditJudgeError, InvalidJSON, InvalidRequest, ServiceError, TooManyItems
+from .errors import EditJudgeError, InvalidRequest, ServiceError, TooManyItems
 from .images import (
     B64Image,
     ImageLimits,
@@ -33,7 +32,7 @@ from .images import (
     PreparedImage,
     prepare_image,
 )
-from .jsonbody import load_score_json
+from .jsonbody import TOKEN_MAX, load_score_json
 from .passthrough import prepare_payload, prepare_without_decode
 from .protocols import Item, ProtocolRegistry, Rejected, ScoringProtocol
 from .schemas import META_MAX_BYTES, BatchRequest, ScoreItem, meta_size
@@ -57,7 +56,7 @@ class Prepare:
 
     def __call__(self, value: str) -> PreparedImage:
         # A placeholder is short: a long value is never looked up (hashing it is not free).
-        image = self.cut.get(value) if self.cut and len(value) < 64 else None
+        image = self.cut.get(value) if self.cut and len(value) < TOKEN_MAX else None
         return self.fn(value if image is None else image)
 
 
@@ -123,16 +122,6 @@ class Parsed:
     protocols: list[ScoringProtocol]
     batch: bool
     image_bytes: int
-
-
-def load_json(body: bytes | bytearray) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSON(f"body is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise InvalidRequest("body must be a JSON object")
-    return obj
 
 
 def validate(model: type[BaseModel], data: Any) -> Any:

@@ -35,12 +35,13 @@ MAX_STRINGS = 128
 _MAX_HEADER = 256  # a data URL's header ("data:image/jpeg;base64") is far shorter
 _MAX_BACKSLASHES = 64  # a quote after a longer run of them: the whole body goes to orjson
 _BACKSLASH = ord("\\")
-_TOKEN_MAX = len(_NONCE) + 8
+#: Longer than any placeholder the cut leaves: a longer string is never looked up.
+TOKEN_MAX = len(_NONCE) + 8
 
 
 def load_score_json(body: bytes | bytearray) -> tuple[dict[str, Any], dict[str, B64Image]]:
     """The body as a JSON object, its image strings as placeholders (keys of the second value);
-    errors as :func:`editjudge.server.intake.load_json` raises them."""
+    errors as :func:`load_json` raises them."""
     cut = _cut(body)
     if cut is not None:
         skeleton, images = cut
@@ -50,10 +51,11 @@ def load_score_json(body: bytes | bytearray) -> tuple[dict[str, Any], dict[str, 
             obj = None  # the whole body reports its own error below
         if isinstance(obj, dict) and _placed(obj, images):
             return obj, images
-    return _load_whole(body), {}
+    return load_json(body), {}
 
 
-def _load_whole(body: bytes | bytearray) -> dict[str, Any]:
+def load_json(body: bytes | bytearray) -> dict[str, Any]:
+    """A JSON object body, or the 4xx for what it is instead."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -140,5 +142,5 @@ def _placed(obj: dict[str, Any], images: dict[str, B64Image]) -> bool:
         if isinstance(item, dict):
             for key in ("image", "source_image"):
                 value = item.get(key)
-                found += isinstance(value, str) and len(value) < _TOKEN_MAX and value in images
+                found += isinstance(value, str) and len(value) < TOKEN_MAX and value in images
     return found == len(images)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import time
@@ -38,8 +39,10 @@ _M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
 TRIM_AFTER_DROP = 32 * 1024 * 1024
 
 
+@functools.cache
 def _glibc() -> Any:
-    """glibc's functions, or None when the C library is another one."""
+    """glibc's functions, or None when the C library is another one. Looked up once:
+    ``find_library`` runs ``ldconfig -p`` in a subprocess, and trims come every few seconds."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:

@@ -1,9 +1,10 @@
-"""Help texts that show every option's default."""
+"""Help texts that show every option's default, and the argument types the commands share."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 
 _SAYS_IT = re.compile(r"\b(default|required)\b", re.IGNORECASE)
 
@@ -26,3 +27,19 @@ class ShowDefaults(argparse.HelpFormatter):
         if action.default is None:
             return f"{text} (default: none)"
         return f"{text} (default: %(default)s)"
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``low``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return parse
+
+
+positive = at_least(1)
+non_negative = at_least(0)

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Protocol
 
-from ._help import ShowDefaults
+from ._help import ShowDefaults, positive
 from .box import INSTALL_HINT
 from .score import run as run_score
 
@@ -54,8 +54,8 @@ def register(p: argparse.ArgumentParser) -> None:
         "and Python against it. No GPU, no model download."
     )
     p.formatter_class = ShowDefaults
-    p.add_argument("--engines", type=_positive, default=2, metavar="N", help="fake engines")
-    p.add_argument("--items", type=_positive, default=8, metavar="N", help="sample items")
+    p.add_argument("--engines", type=positive, default=2, metavar="N", help="fake engines")
+    p.add_argument("--items", type=positive, default=8, metavar="N", help="sample items")
     p.add_argument(
         "--latency",
         type=float,
@@ -76,13 +76,6 @@ def register(p: argparse.ArgumentParser) -> None:
         help="write the sample and its results here (default: a temporary folder, removed at exit)",
     )
     p.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 class _Stop(Exception):

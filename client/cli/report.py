@@ -29,7 +29,7 @@ from .._inputs import InputFileError, read_items
 from .._models import ScoreResult
 from .._results import ResultFileError, read_results
 from .._tables import RENDERERS
-from ._help import ShowDefaults
+from ._help import ShowDefaults, non_negative
 
 
 class UsageError(EditJudgeError):
@@ -87,7 +87,9 @@ def _register_html(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--label", help="name of RESULTS' run (default: its file name)")
     g.add_argument("--compare-label", help="name of the compared run (default: its file name)")
     g.add_argument("--title", help="page title (default: from the file names)")
-    g.add_argument("--worst", type=_count, default=12, help="lowest-scored items shown up front")
+    g.add_argument(
+        "--worst", type=non_negative, default=12, help="lowest-scored items shown up front"
+    )
     g.add_argument("--thumb-size", type=_thumb, default=256, help="longest thumbnail side, pixels")
 
 
@@ -103,13 +105,6 @@ def _condition(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, not {text!r}")
     return name.strip(), value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
 
 
 def _thumb(text: str) -> int:

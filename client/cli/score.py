@@ -35,7 +35,7 @@ from .._models import Item, ScoreResult, ServerInfo
 from .._report import PLOT_HINT, plot_available, print_summary, write_histogram
 from .._results import ResultFileError, ResultLog
 from .._retry import RetryPolicy
-from ._help import ShowDefaults
+from ._help import ShowDefaults, non_negative, positive
 
 
 class UsageError(EditJudgeError):
@@ -71,20 +71,18 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency",
         metavar="N",
-        type=_positive,
+        type=positive,
         help="batch requests in flight (default: enough for the items in flight the router "
         "suggests for its healthy engines)",
     )
-    p.add_argument(
-        "--batch-size", metavar="N", type=_positive, default=16, help="items per request"
-    )
+    p.add_argument("--batch-size", metavar="N", type=positive, default=16, help="items per request")
     p.add_argument(
         "--protocol", metavar="NAME", help="scoring protocol (default: the router's default)"
     )
     p.add_argument(
         "--max-pixels",
         metavar="N",
-        type=_positive,
+        type=positive,
         help="downscale images above this many pixels (default: the router's own cap)",
     )
     p.add_argument(
@@ -94,7 +92,7 @@ def register(p: argparse.ArgumentParser) -> None:
         help="seconds to wait for one answer (default: the router's request deadline + 30)",
     )
     p.add_argument(
-        "--retries", metavar="N", type=_non_negative, default=7, help="retries per request"
+        "--retries", metavar="N", type=non_negative, default=7, help="retries per request"
     )
     p.add_argument(
         "--retry-errors",
@@ -112,20 +110,6 @@ def _url(text: str) -> str:
         return normalise_url(text)
     except (ValueError, httpx.InvalidURL) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -86,16 +86,11 @@ def engine_argv(args: argparse.Namespace, port: int, api_server_count: int) -> l
     if "--enable-prompt-tokens-details" not in given:
         # Lets results report cached prompt tokens (prefix/encoder cache reuse).
         argv.append("--enable-prompt-tokens-details")
-    if not _sets_access_log(args.vllm_args):
+    if not given & {"--disable-access-log-for-endpoints", "--disable-uvicorn-access-log"}:
+        # vLLM's access log is the operator's choice once the arguments say anything about it
         argv += ["--disable-access-log-for-endpoints", QUIET_ENDPOINTS]
     argv += args.vllm_args
     return argv
-
-
-def _sets_access_log(vllm_args: list[str]) -> bool:
-    """Whether the ``--`` arguments already decide what vLLM's access log shows."""
-    flags = ("--disable-access-log-for-endpoints", "--disable-uvicorn-access-log")
-    return any(a.split("=", 1)[0] in flags for a in vllm_args)
 
 
 def build_engines(

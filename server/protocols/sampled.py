@@ -35,6 +35,8 @@ class Sampled(ScoringProtocol):
         self.inner, self.samples = inner, samples
         self.temperature, self.top_p = temperature, top_p
         self.name, self.description = inner.name, inner.description
+        # prepare() is the inner protocol's: so is where it must run (a worker when it decodes)
+        self.decodes_at_intake = inner.decodes_at_intake
         self._params = {"temperature": temperature, "top_p": top_p}
         self._hash = fingerprint_of(inner.template_hash, samples, self._params)
 

@@ -34,9 +34,9 @@ from ..intake import (
     Prepare,
     held_bytes,
     image_field,
-    load_json,
     validate,
 )
+from ..jsonbody import load_json
 from ..protocols import Item, Rejected, ScoringProtocol
 from ..responses import json_response
 from ..schemas import ErrorResponse, GroupRequest, GroupResponse

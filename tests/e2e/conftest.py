@@ -6,6 +6,7 @@ The vLLM venv lives outside the repo (``EDITJUDGE_VLLM_CPU_VENV``, default
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -134,28 +135,37 @@ def vllm_servers(
                 print(f"--- vllm-{i} log tail ---\n{tail}")
 
 
-@pytest.fixture(scope="session")
-def router_url(vllm_servers: list[str]) -> Iterator[str]:
-    """``python -m server`` on a real port in front of the two servers."""
+@contextlib.contextmanager
+def router_process(backends: list[str], **settings: str) -> Iterator[str]:
+    """``python -m editjudge.server`` on a real port in front of ``backends``, with
+    ``EDITJUDGE_*`` ``settings`` beyond these tests' own; its URL once it is ready."""
     port = free_port()
     env = {
         **os.environ,
-        "EDITJUDGE_BACKENDS": ",".join(vllm_servers),
+        "EDITJUDGE_BACKENDS": ",".join(backends),
         "EDITJUDGE_PORT": str(port),
         "EDITJUDGE_HOST": "127.0.0.1",
         "EDITJUDGE_HEALTH_INTERVAL_S": "1",
+        **settings,
     }
-    t = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "editjudge.server"], env=env, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(f"{url}/ready", 60, [proc])
-        TIMINGS["router start to ready (s)"] = time.monotonic() - t
         yield url
     finally:
         stop_group(proc)
+
+
+@pytest.fixture(scope="session")
+def router_url(vllm_servers: list[str]) -> Iterator[str]:
+    """``python -m server`` on a real port in front of the two servers."""
+    t = time.monotonic()
+    with router_process(vllm_servers) as url:
+        TIMINGS["router start to ready (s)"] = time.monotonic() - t
+        yield url
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

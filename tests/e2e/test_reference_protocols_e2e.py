@@ -8,10 +8,7 @@ prompt shows the reference's layout: the images, then the one text part with not
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +17,8 @@ import pytest
 
 from editjudge.server.images import ImageLimits, prepare_image
 from editjudge.server.protocols import GEdit, Item
-from tests.e2e.conftest import SERVED_NAME
+from tests.e2e.conftest import SERVED_NAME, router_process
 from tests.helpers import b64, image_bytes
-from tests.processes import free_port, stop_group, wait_until
 from tests.server import gedit_fixture, imgedit_fixture
 
 pytestmark = pytest.mark.e2e
@@ -36,26 +32,13 @@ def prompt_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def reference_router(vllm_servers: list[str], prompt_files: tuple[Path, Path]) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "EDITJUDGE_BACKENDS": ",".join(vllm_servers),
-        "EDITJUDGE_PORT": str(port),
-        "EDITJUDGE_HOST": "127.0.0.1",
-        "EDITJUDGE_HEALTH_INTERVAL_S": "1",
-        "EDITJUDGE_GEDIT_PROMPTS": str(prompt_files[0]),
-        "EDITJUDGE_IMGEDIT_PROMPTS": str(prompt_files[1]),
-        "EDITJUDGE_REFERENCE_REPLY": "constrained",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "editjudge.server"], env=env, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(f"{url}/ready", 60, [proc])
+    with router_process(
+        vllm_servers,
+        EDITJUDGE_GEDIT_PROMPTS=str(prompt_files[0]),
+        EDITJUDGE_IMGEDIT_PROMPTS=str(prompt_files[1]),
+        EDITJUDGE_REFERENCE_REPLY="constrained",
+    ) as url:
         yield url
-    finally:
-        stop_group(proc)
 
 
 def edit(i: int, **extra: object) -> dict[str, object]:

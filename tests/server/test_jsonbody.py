@@ -11,7 +11,7 @@ import pytest
 from editjudge.server import jsonbody
 from editjudge.server.errors import EditJudgeError, InvalidImage
 from editjudge.server.images import B64Image, ImageLimits
-from editjudge.server.intake import load_json
+from editjudge.server.jsonbody import load_json
 from editjudge.server.passthrough import prepare_payload
 from tests.helpers import fake_engines, router
 from tests.server.test_images_header import noisy_jpeg

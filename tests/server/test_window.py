@@ -28,10 +28,14 @@ def test_a_queue_in_front_of_the_batch_shrinks_the_window() -> None:
 
 @pytest.mark.parametrize("running", [0, 3, 40, 200])
 def test_the_window_stays_within_its_bounds(running: int) -> None:
-    tiny, huge = WindowLimits(4, 4, 4), WindowLimits(4, 256, 256)
+    tiny = WindowLimits(4, 4, 4)
     assert next_window(4, EngineLoad(200, running, True), tiny) == 4
-    assert next_window(256, EngineLoad(256, 256, True), huge) == 256
     assert next_window(5, EngineLoad(500, running, True), LIMITS) >= LIMITS.minimum
+
+
+def test_a_full_window_at_its_ceiling_stays_there() -> None:
+    huge = WindowLimits(4, 256, 256)
+    assert next_window(256, EngineLoad(256, 256, True), huge) == 256
 
 
 def test_the_queue_target_scales_with_the_batch() -> None:
