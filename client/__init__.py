@@ -10,7 +10,8 @@ See :class:`Client` / :class:`AsyncClient` for batches (``score_many``) and opti
 
 from __future__ import annotations
 
-from ._client import API_KEY_ENV, DEFAULT_URL, AsyncClient, Client
+from ._async_client import API_KEY_ENV, DEFAULT_URL, AsyncClient
+from ._client import Client
 from ._exceptions import (
     APIConnectionError,
     APIError,

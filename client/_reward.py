@@ -22,7 +22,8 @@ from typing import Any, Literal
 import anyio
 import anyio.to_thread
 
-from ._client import DEFAULT_URL, AsyncClient, Client
+from ._async_client import DEFAULT_URL, AsyncClient
+from ._client import Client
 from ._exceptions import (
     APIConnectionError,
     APIError,

@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .._client import API_KEY_ENV, DEFAULT_URL, AsyncClient, normalise_url
+from .._async_client import API_KEY_ENV, DEFAULT_URL, AsyncClient, normalise_url
 from .._exceptions import EditJudgeError
 from .._inputs import InputFileError, missing_files, read_items
 from .._models import Item, ScoreResult, ServerInfo

@@ -117,7 +117,7 @@ def test_pack_respects_body_bytes_and_item_count() -> None:
 
 
 def test_server_urls_are_normalised_or_refused() -> None:
-    from editjudge.client._client import normalise_url
+    from editjudge.client._async_client import normalise_url
 
     assert normalise_url("gpu-box:8000") == "http://gpu-box:8000"
     assert normalise_url(" https://judge.example/ ") == "https://judge.example"
