@@ -148,7 +148,11 @@ class Discovery:
     async def refresh(self) -> Change | None:
         """One lookup; returns what changed, or None when the lookup failed (set kept)."""
         try:
-            answer = await asyncio.wait_for(self.resolver(self.name, self.port), self.timeout_s)
+            # Not asyncio.wait_for: on Python 3.11 it returns the answer and loses a cancellation
+            # that comes with it (CPython gh-86296), and the loop then never ends.
+            async with asyncio.timeout(self.timeout_s):
+                answer = await self.resolver(self.name, self.port)
+            _raise_if_cancelled()  # a cancelled round changes nothing
             urls = self._urls(answer)
         except asyncio.CancelledError:
             raise
@@ -208,6 +212,19 @@ class Discovery:
                 raise
             except Exception:  # e.g. an on_change hook failing: log it, keep discovering
                 log.exception("discovery: refresh of %s failed", self.name)
+            _raise_if_cancelled()  # one that a failed lookup or the hook swallowed
+
+
+def _raise_if_cancelled() -> None:
+    """Raise a cancellation of this task that code below it swallowed (and nobody withdrew).
+
+    dnspython waits in ``asyncio.wait_for``, which on Python 3.11 returns the DNS reply instead of
+    raising a cancellation that comes with it (CPython gh-86296). Discovery's loop must end anyway:
+    the router's shutdown waits for it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def from_settings(

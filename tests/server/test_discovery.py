@@ -196,6 +196,62 @@ async def test_loop_survives_failures_and_failing_hooks() -> None:
     ]
 
 
+class LateResolver:
+    """Starts a lookup (``asked`` is set) and answers ``ENGINE`` when ``answer`` is resolved.
+
+    With ``swallow``, a cancellation of the lookup is ignored and the answer given anyway, as
+    dnspython does on Python 3.11 when the cancellation comes with the DNS reply (it waits in
+    ``asyncio.wait_for``, which loses the cancellation then: CPython gh-86296).
+    """
+
+    ENGINE = ("10.0.0.1", 8000)
+
+    def __init__(self, swallow: bool = False) -> None:
+        self.swallow = swallow
+        self.asked = asyncio.Event()
+        self.answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def __call__(self, name: str, port: int) -> Sequence[tuple[str, int]]:
+        self.asked.set()
+        try:
+            await self.answer
+        except asyncio.CancelledError:
+            if not self.swallow:
+                raise
+        return [self.ENGINE]
+
+
+async def ends_cancelled(task: asyncio.Task[None]) -> bool:
+    """Whether ``task``, whose cancellation was requested, ends cancelled (within a second)."""
+    done, _ = await asyncio.wait({task}, timeout=1.0)
+    if not done:  # it ran on: a second cancellation reaches it in its sleep
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return task in done and task.cancelled()
+
+
+async def test_loop_stops_when_cancelled_as_the_answer_arrives() -> None:
+    # The answer and the router's shutdown land in one turn of the event loop. The loop must still
+    # stop: the lifespan waits for it, so a loop that runs on holds the router's shutdown for ever.
+    resolver = LateResolver()
+    disc, _, _ = make(resolver)
+    task = asyncio.create_task(disc.run())
+    await resolver.asked.wait()
+    resolver.answer.set_result(None)
+    task.cancel()
+    assert await ends_cancelled(task)
+
+
+async def test_loop_stops_when_the_resolver_swallows_its_cancellation() -> None:
+    resolver = LateResolver(swallow=True)
+    disc, pool, _ = make(resolver)
+    task = asyncio.create_task(disc.run())
+    await resolver.asked.wait()
+    task.cancel()
+    assert await ends_cancelled(task)
+    assert pool.backends == []  # a cancelled round changes nothing
+
+
 def test_settings_pick_the_resolver() -> None:
     pool = BackendPool([], PoolConfig())
     assert from_settings(Settings(backends=["http://a:1"]), pool) is None

@@ -15,6 +15,11 @@ from editjudge.server.discovery import Resolver
 from tests.dns_stub import dns_stub
 from tests.helpers import fake_engines, item, router
 
+# httpx.ASGITransport ignores the client's timeout, so a request or a lifespan shutdown that never
+# finishes would hold the test until pytest-timeout ends it (600 s). Every test here takes about
+# a second; this bound makes a hang fail in seconds instead.
+DEADLINE_S = 20.0
+
 
 class MutableResolver:
     """Answers with the current ``endpoints``; raises ``error`` instead when it is set."""
@@ -41,7 +46,8 @@ async def dns_router(
         **overrides,
     )
     app = create_app(settings, resolver=resolver)
-    async with app.router.lifespan_context(app):
+    # The deadline covers the lifespan's shutdown too: that is where a hang has shown.
+    async with asyncio.timeout(DEADLINE_S), app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://r", timeout=30) as c:
             yield c
