@@ -51,6 +51,35 @@ class FairQueue:
         (line.appendleft if front else line.append)(waiter)
         self._size += 1
 
+    async def wait(self, flow: Hashable, timeout: float, *, front: bool = False) -> bool:
+        """Wait in line as ``flow`` until woken (True) or ``timeout`` seconds pass (False);
+        ``front``: it was woken before but found no room, so it keeps its turn."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.push(flow, waiter, front=front)
+        try:
+            # Not asyncio.wait_for: on Python 3.11 it returns a wake-up that lands in the same
+            # loop turn as a cancellation and loses the cancellation, so work whose client left
+            # or whose deadline passed would take a backend anyway.
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            pass
+        except BaseException:
+            self._leave(flow, waiter)
+            raise
+        woken = waiter.done() and not waiter.cancelled()
+        if not woken:
+            self._leave(flow, waiter)
+        return woken
+
+    def _leave(self, flow: Hashable, waiter: asyncio.Future[None]) -> None:
+        """Take ``waiter`` out of line; a wake-up it got but will not use goes to the next."""
+        if waiter.done() and not waiter.cancelled():
+            self.wake(1)
+        else:
+            waiter.cancel()
+            self.remove(flow, waiter)
+
     def remove(self, flow: Hashable, waiter: asyncio.Future[None]) -> None:
         """Forget ``waiter`` (it timed out or was cancelled); no-op if it was already served."""
         line = self._flows.get(flow)

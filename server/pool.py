@@ -22,7 +22,6 @@ nothing logs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -180,23 +179,8 @@ class BackendPool:
                 remaining = min(remaining, give_up)
             else:
                 down_since = None
-            woken = await self._wait(min(remaining, 1.0), woken, flow)
-
-    async def _wait(self, timeout: float, first_in_line: bool, flow: Hashable) -> bool:
-        """Wait for a wake-up (True) or ``timeout`` (False) in the fair queue of waiters."""
-        waiter = asyncio.get_running_loop().create_future()
-        # A waiter that was woken but found no room keeps its place at the head of the line.
-        self._waiters.push(flow, waiter, front=first_in_line)
-        try:
             # The periodic re-check is a safety net; releases and health changes wake us.
-            await asyncio.wait_for(waiter, timeout=timeout)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            if not waiter.done() or waiter.cancelled():  # timed out or cancelled: not popped
-                waiter.cancel()
-                self._waiters.remove(flow, waiter)
+            woken = await self._waiters.wait(flow, min(remaining, 1.0), front=woken)
 
     def _wake(self, count: int | None = None) -> None:
         """Wake the next ``count`` waiters (all when None); each re-checks for room."""

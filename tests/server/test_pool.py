@@ -190,3 +190,30 @@ def test_an_engines_4xx_about_one_request_is_no_mark_against_it() -> None:
     for _ in range(2):  # 5xx still open the circuit
         p.record_failure(b0, BackendHTTPError("oops", b0.url, 503, ""))
     assert b0.circuit(clock.now) == "open"
+
+
+async def test_a_waiter_cancelled_as_it_is_woken_stops_and_hands_the_wake_up_on() -> None:
+    # The release that wakes A and A's cancellation land in the same loop turn (a client that
+    # left, a deadline): A must stop rather than take the slot (asyncio.wait_for on Python 3.11
+    # returned the wake-up and lost the cancellation), and the slot must reach B at once, not
+    # at the pool's 1 s re-check.
+    p = pool(1, max_in_flight=1)
+    deadline = time.monotonic() + 5
+    holder = p.lease(deadline=deadline)
+    await holder.__aenter__()
+
+    async def wait_for_a_lease(flow: str) -> str:
+        async with p.lease(deadline=deadline, flow=flow) as backend:
+            return backend.url
+
+    a = asyncio.create_task(wait_for_a_lease("a"))
+    await asyncio.sleep(0)
+    b = asyncio.create_task(wait_for_a_lease("b"))
+    while p.queued < 2:
+        await asyncio.sleep(0)
+    await holder.__aexit__(None, None, None)  # wakes A, the first in line
+    a.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await a
+    assert await asyncio.wait_for(b, timeout=0.5) == "http://b0"
+    assert p.backends[0].in_flight == 0
