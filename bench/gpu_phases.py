@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import gpu_watch, loadgen, report, userpath
-from bench.procs import ROOT, Server, log, router, stop_serve
+from bench.procs import ROOT, Server, log, serving_router, stop_serve
 from bench.report import Recorder
 from bench.workload import ItemSource
 from editjudge.server.box.defaults import engine_flags
@@ -160,12 +160,8 @@ def start_launcher(ctx: Context, tag: str, flags: Sequence[str]) -> Server:
 def extra_router(ctx: Context, backends: Sequence[str], port: int) -> Iterator[str]:
     """A router in front of ``backends`` with the load-generator phases' settings."""
     env = {**ROUTER_ENV, "EDITJUDGE_LOG_LEVEL": "warning"}
-    server = router(backends, port, env, ctx.args.work / f"router-{port}.log")
-    try:
-        server.wait_ready("/ready", 60)
-        yield server.url
-    finally:
-        server.stop(signal.SIGTERM, 30)
+    with serving_router(backends, port, env, ctx.args.work / f"router-{port}.log") as url:
+        yield url
 
 
 def sizes(total: int) -> list[int]:

@@ -58,8 +58,7 @@ if str(ROOT) not in sys.path:  # run as a script: python3 bench/group_affinity.p
 
 from bench import loadgen, report  # noqa: E402
 from bench.gpu_watch import card  # noqa: E402
-from bench.procs import free_port  # noqa: E402
-from bench.procs import router as start_router  # noqa: E402
+from bench.procs import free_port, serving_router  # noqa: E402
 from bench.workload import BodySource, group, group_body  # noqa: E402
 
 POLICIES = ("least_outstanding", "affinity")
@@ -78,12 +77,8 @@ def router(engines: list[str], policy: str, extra: dict[str, str], log: Path) ->
         "EDITJUDGE_LOG_LEVEL": "warning",
         **extra,
     }
-    server = start_router(engines, free_port(), env, log)
-    try:
-        server.wait_ready("/ready", 120)
-        yield server.url
-    finally:
-        server.stop(grace_s=30)
+    with serving_router(engines, free_port(), env, log) as url:
+        yield url
 
 
 def engine_counters(engines: list[str]) -> dict[str, float] | None:

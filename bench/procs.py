@@ -168,6 +168,20 @@ def router(backends: Sequence[str], port: int, env: dict[str, str], logfile: Pat
     return Server(f"router{port}", argv, f"http://127.0.0.1:{port}", settings, log=logfile)
 
 
+@contextlib.contextmanager
+def serving_router(
+    backends: Sequence[str], port: int, env: dict[str, str], logfile: Path, ready_s: float = 120
+) -> Iterator[str]:
+    """:func:`router`, ready; yields its URL and stops it (drained, then killed) when the block
+    ends, however it ends."""
+    server = router(backends, port, env, logfile)
+    try:
+        server.wait_ready("/ready", ready_s)
+        yield server.url
+    finally:
+        server.stop(signal.SIGTERM, 60)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

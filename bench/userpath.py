@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import signal
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ import httpx
 
 from bench import gpu_watch
 from bench.images import write_pairs
-from bench.procs import Server, child_env, free_port, log, router, stop_serve
+from bench.procs import Server, child_env, free_port, log, serving_router, stop_serve
 from bench.report import Recorder
 from bench.score_cli import run_score
 from editjudge.server.config import Settings
@@ -171,12 +170,8 @@ def default_router(
 ) -> Iterator[str]:
     """``editjudge router`` with its defaults (plus ``env``) in front of ``backend`` alone, on
     another port."""
-    server = router([backend], free_port(), env or {}, args.work / f"router-{tag}.log")
-    try:
-        server.wait_ready("/ready", 120)
-        yield server.url
-    finally:
-        server.stop(signal.SIGINT, 60)
+    with serving_router([backend], free_port(), env or {}, args.work / f"router-{tag}.log") as url:
+        yield url
 
 
 def phase_userpath(
