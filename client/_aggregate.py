@@ -72,7 +72,7 @@ def aggregate(
     """
     wanted = dict(subset or {})
     kept = [r for r in results if all(matches(_meta(r).get(f), v) for f, v in wanted.items())]
-    names = list(metrics) if metrics else _metric_names(kept)
+    names = list(metrics) if metrics else metric_names(r for r in kept if _scored(r))
     buckets: dict[str, list[ScoreResult]] = {}
     keys: dict[str, dict[str, Any]] = {}
     for r in kept:
@@ -122,11 +122,11 @@ def _values(result: ScoreResult) -> dict[str, float]:
     return {"score": result.score, **result.scores}
 
 
-def _metric_names(results: Sequence[ScoreResult]) -> list[str]:
+def metric_names(results: Iterable[ScoreResult]) -> list[str]:
+    """``score``, then every sub-score name of ``results`` in first-seen order."""
     names: dict[str, None] = {"score": None}
     for r in results:
-        if _scored(r):
-            names.update(dict.fromkeys(r.scores))
+        names.update(dict.fromkeys(r.scores))
     return list(names)
 
 

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ._aggregate import metric_names
 from ._models import Item, ScoreResult
 from ._thumbnails import Thumbnails
 
@@ -67,7 +68,7 @@ def build(
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "compare": len(runs) == 2,
         "runs": [_run_summary(run) for run in runs],
-        "metrics": _metrics(r for run in runs for r in run.results),
+        "metrics": metric_names(r for run in runs for r in run.results),
         "meta": _meta_fields(row["meta"] for row in rows),
         "worst": options.worst,
         "images": [t.url for t in images],
@@ -187,14 +188,6 @@ def _scalar(value: object) -> str | float | bool | None:
     if isinstance(value, int | float):
         return _number(float(value))
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _metrics(results: Iterable[ScoreResult]) -> list[str]:
-    names: dict[str, None] = {"score": None}
-    for result in results:
-        for name in result.scores:
-            names.setdefault(name)
-    return list(names)
 
 
 def _meta_fields(metas: Iterable[dict[str, Any]]) -> list[str]:
