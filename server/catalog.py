@@ -14,6 +14,7 @@ from .protocols import (
     ImgEdit,
     ProtocolRegistry,
     ScoringProtocol,
+    Unconstrained,
     VIEScore,
     edit_rubric,
     gedit,
@@ -42,13 +43,14 @@ def build_protocols(settings: Settings) -> list[ScoringProtocol]:
                 settings.imgedit_prompts, constrained=constrained, reasoning_chars=chars
             )
         )
-    if settings.templates_dir is None:
-        return builtin
-    reserved = {p.name for p in builtin} | set(unavailable_protocols(settings))
-    custom = load_templates(
-        settings.templates_dir, reserved, chars, first_chars=settings.max_reasoning_chars
-    )
-    return [*builtin, *custom]
+    served = builtin
+    if settings.templates_dir is not None:
+        reserved = {p.name for p in builtin} | set(unavailable_protocols(settings))
+        custom = load_templates(
+            settings.templates_dir, reserved, chars, first_chars=settings.max_reasoning_chars
+        )
+        served = [*builtin, *custom]
+    return served if settings.constrain_replies else [Unconstrained(p) for p in served]
 
 
 def unavailable_protocols(settings: Settings) -> dict[str, str]:

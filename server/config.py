@@ -209,6 +209,13 @@ class Settings(BaseSettings):
     seed: int = 0
     reasoning: bool = Field(True, description="Ask the judge for a short written reasoning.")
     max_reasoning_chars: int = Field(240, ge=0)
+    constrain_replies: bool = Field(
+        True,
+        description="Hold every reply to its format with vLLM's structured outputs, so every "
+        "reply parses. false: replies are free text, parsed leniently (an unparseable one is an "
+        "error item with its raw text); vLLM then samples without waiting for the host's "
+        "grammar work after each step.",
+    )
     http_client: HttpClientName = "aiohttp"
 
     score_cache: Literal["off", "memory", "sqlite"] = "off"

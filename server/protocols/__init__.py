@@ -13,6 +13,7 @@ from .loader import TemplateError, load_templates
 from .reference import ReferencePromptsError
 from .rubric import RubricProtocol, edit_rubric
 from .sampled import Sampled
+from .unconstrained import Unconstrained
 from .viescore import VIEScore
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Sampling",
     "ScoringProtocol",
     "TemplateError",
+    "Unconstrained",
     "VIEScore",
     "edit_rubric",
     "load_templates",
