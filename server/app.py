@@ -144,7 +144,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
-    _complete_openapi(app, settings)
+    _complete_openapi(app, settings, protocols)
     _install_error_handlers(app)
     routes = paths()
     # Added first, so innermost of the app's middlewares: the ones below still wrap it.
@@ -239,9 +239,11 @@ def _discovery(
     )
 
 
-def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+def _complete_openapi(
+    app: FastAPI, settings: Settings, protocols: Sequence[ScoringProtocol] | None
+) -> None:
     """Add the models that ``/score``'s hand-written body refers to to the OpenAPI document, and
-    the names of the protocols this router serves."""
+    the names of the protocols this router serves (``protocols``, else the settings' own)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -249,7 +251,8 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
             schema = app.openapi_schema = copy.deepcopy(FastAPI.openapi(app))
             schema.setdefault("components", {}).setdefault("schemas", {})
             schema["components"]["schemas"].update(openapi_components())
-            name_protocols(schema, [p.name for p in build_protocols(settings)])
+            served = build_protocols(settings) if protocols is None else protocols
+            name_protocols(schema, [p.name for p in served])
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -49,3 +49,7 @@ async def test_injected_protocol_is_served_and_default() -> None:
                 assert len(engines[0][0].requests) == 1  # one call per item, not VIEScore's two
                 bad = await client.post("/score", json=item(2, protocol="viescore"))
                 assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_protocol"
+                schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
+                assert schema["ScoreItem"]["properties"]["protocol"]["anyOf"][0]["enum"] == [
+                    "one-call"
+                ]
