@@ -31,36 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.images import write_pairs
 from bench.procs import Server, log, stop_serve
 from bench.report import Recorder
 from bench.userpath import measure, wait_all_healthy
 
 SETTING = re.compile(r"^EDITJUDGE_[A-Z0-9_]+=")
-SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})?\s+([-+.\deE]+|NaN)$", re.M)
-COUNTERS = (
-    "vllm:iteration_tokens_total_count",
-    "vllm:iteration_tokens_total_sum",
-    "vllm:prompt_tokens_total",
-    "vllm:generation_tokens_total",
-    "vllm:request_queue_time_seconds_sum",
-    "vllm:request_prefill_time_seconds_sum",
-    "vllm:request_decode_time_seconds_sum",
-    "vllm:request_inference_time_seconds_sum",
-    "vllm:e2e_request_latency_seconds_sum",
-    "vllm:e2e_request_latency_seconds_count",
-    "vllm:inter_token_latency_seconds_sum",
-    "vllm:inter_token_latency_seconds_count",
-    "vllm:time_to_first_token_seconds_sum",
-    "vllm:time_to_first_token_seconds_count",
-    "vllm:prefix_cache_queries_total",
-    "vllm:prefix_cache_hits_total",
-    "vllm:mm_cache_queries_total",
-    "vllm:mm_cache_hits_total",
-    "vllm:num_preemptions_total",
-)
 
 
 @dataclass(frozen=True)
@@ -80,63 +56,6 @@ class Arm:
         tokens = [t for t in tokens if not SETTING.match(t)]
         cut = tokens.index("--") if "--" in tokens else len(tokens)
         return cls(name.strip(), tuple(tokens[:cut]), tuple(tokens[cut + 1 :]), env)
-
-
-def scrape(url: str) -> dict[str, float]:
-    """vLLM's counters of interest, summed over their label sets (several API servers)."""
-    totals: dict[str, float] = {}
-    with contextlib.suppress(httpx.HTTPError):
-        for name, value in SAMPLE.findall(httpx.get(f"{url}/metrics", timeout=10).text):
-            if name in COUNTERS and value != "NaN":
-                totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
-
-
-def engine_view(
-    before: dict[str, float], after: dict[str, float], seconds: float
-) -> dict[str, Any]:
-    """What the engine did between two scrapes: steps, tokens per step, time per request."""
-    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
-    steps = d["vllm:iteration_tokens_total_count"]
-    requests = d["vllm:e2e_request_latency_seconds_count"]
-
-    def per_request(key: str) -> float | None:
-        return round(1000 * d[key] / requests, 1) if requests else None
-
-    def rate(hits: str, queries: str) -> float | None:
-        return round(d[hits] / d[queries], 3) if d[queries] else None
-
-    return {
-        "requests": int(requests),
-        "steps": int(steps),
-        "step_ms_mean": round(1000 * seconds / steps, 2) if steps else None,
-        "tokens_per_step": round(d["vllm:iteration_tokens_total_sum"] / steps, 1)
-        if steps
-        else None,
-        "prompt_tokens_per_request": round(d["vllm:prompt_tokens_total"] / requests)
-        if requests
-        else None,
-        "generated_tokens_per_request": round(d["vllm:generation_tokens_total"] / requests, 1)
-        if requests
-        else None,
-        "queue_ms_per_request": per_request("vllm:request_queue_time_seconds_sum"),
-        "prefill_ms_per_request": per_request("vllm:request_prefill_time_seconds_sum"),
-        "decode_ms_per_request": per_request("vllm:request_decode_time_seconds_sum"),
-        "e2e_ms_per_request": per_request("vllm:e2e_request_latency_seconds_sum"),
-        "itl_ms_mean": round(
-            1000
-            * d["vllm:inter_token_latency_seconds_sum"]
-            / d["vllm:inter_token_latency_seconds_count"],
-            2,
-        )
-        if d["vllm:inter_token_latency_seconds_count"]
-        else None,
-        "prefix_cache_hit_rate": rate(
-            "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"
-        ),
-        "mm_cache_hit_rate": rate("vllm:mm_cache_hits_total", "vllm:mm_cache_queries_total"),
-        "preemptions": int(d["vllm:num_preemptions_total"]),
-    }
 
 
 def _titles(root: int) -> dict[int, str]:
@@ -275,7 +194,6 @@ def together(
     results: list[dict[str, Any]] = [{} for _ in live]
 
     def one(k: int, r: Running) -> None:
-        before, t0 = scrape(r.engine), time.monotonic()
         spy: dict[str, Any] = {}
         timer = None
         if which == "run" and args.profile:
@@ -297,7 +215,7 @@ def together(
         )
         if timer:
             timer.join()
-        res["engine"] = engine_view(before, scrape(r.engine), time.monotonic() - t0)
+        res["engine"] = next(iter(res["engine_counters"].values()), None)  # its one engine
         res["arm_gpu_busy_pct"] = (res.get("gpu_busy_pct") or {}).get(str(r.gpu))
         res["profile"] = spy or None
         results[k] = res

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from bench import gpu_watch
+from bench.engine_counters import EngineCounters
 from bench.images import write_pairs
 from bench.procs import Server, child_env, free_port, log, serving_router, stop_serve
 from bench.report import Recorder
@@ -112,9 +113,14 @@ def measure(
 ) -> dict[str, Any]:
     """One ``editjudge score`` run with nvidia-smi sampling around it."""
     work = args.work
-    with gpu_watch.Sampler(work / f"gpu-{name}.csv") as sampler, WindowWatch(url) as windows:
+    with (
+        gpu_watch.Sampler(work / f"gpu-{name}.csv") as sampler,
+        WindowWatch(url) as windows,
+        EngineCounters(url) as counters,
+    ):
         run = run_score(input_file, work / f"{name}.jsonl", url, [*options], work / f"{name}.log")
     result = {"name": name, **facts, **run.summary(), "engine_windows": windows.summary()}
+    result["engine_counters"] = counters.views
     steady = run.window()
     result["gpu_busy_pct"] = sampler.busy()
     result["gpu_busy_pct_steady"] = sampler.busy(steady[0], steady[1]) if steady else None

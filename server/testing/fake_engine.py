@@ -88,6 +88,9 @@ class FakeEngine:
             "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
             "# TYPE vllm:num_requests_waiting gauge\n"
             f"vllm:num_requests_waiting{labels} {float(self.waiting)}\n"
+            "# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.\n"
+            "# TYPE vllm:e2e_request_latency_seconds histogram\n"
+            f"vllm:e2e_request_latency_seconds_count{labels} {float(self.served)}\n"
         )
         return web.Response(text=text)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench import gpu_bench
-from bench.levers import Arm, engine_view, top_frames
+from bench.engine_counters import engine_view
+from bench.levers import Arm, top_frames
 from bench.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -57,6 +57,9 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
         )
         assert run["in_flight"] == in_flight and run["rc"] == 0 and run["items_per_s"] > 0
         assert run["gpu_busy_pct"] is None  # no nvidia-smi here: no made-up number
+        # vLLM's own counters, per engine behind the router: two viescore calls per item
+        assert sum(e["requests"] for e in run["engine_counters"].values()) == 2 * pairs
+        assert len(run["engine_counters"]) == (2 if name == "userpath-2" else 1)
     efficiency = runs["userpath-2"]["items_per_s"] / (2 * runs["userpath-1"]["items_per_s"])
     assert phase["scaling_efficiency"]["items_per_s"] == pytest.approx(efficiency, abs=1e-3)
 
