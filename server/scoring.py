@@ -11,7 +11,6 @@ once, whatever happened to its attempts.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
@@ -33,7 +32,7 @@ from .fairqueue import flow
 from .metrics import Metrics
 from .pool import Backend, BackendPool
 from .protocols import Item, ParseFailure, Rejected, Sampling, ScoringProtocol
-from .protocols.parsing import close_cut_reasoning
+from .protocols.parsing import complete_replies
 from .schemas import ErrorInfo, Fingerprint, ScoreResult
 
 if TYPE_CHECKING:
@@ -149,7 +148,7 @@ class Scorer:
         """The result the protocol makes of an attempt's replies (an error item if unparseable)."""
         cached = _cached_tokens(attempt.replies.values())
         try:
-            outcome = protocol.combine(item, _complete(attempt.replies))
+            outcome = protocol.combine(item, complete_replies(attempt.replies))
         except ParseFailure as failure:
             self.metrics.scores_failed.inc()
             result = error_result(item.id, failure.code, failure.message, raw=failure.raw)
@@ -273,34 +272,6 @@ async def gather_or_cancel(aws: Sequence[Awaitable[T]]) -> list[T]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _complete(replies: Mapping[str, ChatReply]) -> Mapping[str, ChatReply]:
-    """The replies a protocol may read: a reply the engine cut off at ``max_tokens`` is no verdict
-    unless the cut fell inside a constrained reply's closing reasoning (every score before it).
-
-    Protocols size ``max_tokens`` so that a reply in the requested format always ends first; a
-    cut-off reply means the engine did not follow the format (or a custom protocol's budget is too
-    small), which the error code ``truncated_reply`` says instead of a misleading
-    ``unparseable_reply``.
-    """
-    out, cut = dict(replies), []
-    for name, reply in replies.items():
-        if reply.finish_reason != "length":
-            continue
-        closed = close_cut_reasoning(reply.content)
-        if closed is None:
-            cut.append(name)
-        else:
-            out[name] = dataclasses.replace(reply, content=closed)
-    if cut:
-        if len(replies) == 1:
-            raw = next(iter(replies.values())).content
-        else:
-            raw = "\n".join(f"{name}: {reply.content}" for name, reply in replies.items())
-        message = f"the judge's reply ({', '.join(cut)}) was cut off at max_tokens, incomplete"
-        raise ParseFailure(message, raw, code="truncated_reply")
-    return out
 
 
 def _cached_tokens(replies: Any) -> int | None:

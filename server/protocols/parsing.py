@@ -17,14 +17,16 @@ range or fails; nothing is ever guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from ..engine import ChatReply
 from .base import ParseFailure
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
@@ -181,3 +183,31 @@ def _from_text(raw: str, fields: Sequence[str]) -> dict[str, float]:
         if m:
             found[f] = float(m.group(1))
     return found
+
+
+def complete_replies(replies: Mapping[str, ChatReply]) -> Mapping[str, ChatReply]:
+    """The replies a protocol may read: a reply the engine cut off at ``max_tokens`` is no verdict
+    unless the cut fell inside a constrained reply's closing reasoning (every score before it).
+
+    Protocols size ``max_tokens`` so that a reply in the requested format always ends first; a
+    cut-off reply means the engine did not follow the format (or a custom protocol's budget is too
+    small), which the error code ``truncated_reply`` says instead of a misleading
+    ``unparseable_reply``.
+    """
+    out, cut = dict(replies), []
+    for name, reply in replies.items():
+        if reply.finish_reason != "length":
+            continue
+        closed = close_cut_reasoning(reply.content)
+        if closed is None:
+            cut.append(name)
+        else:
+            out[name] = dataclasses.replace(reply, content=closed)
+    if cut:
+        if len(replies) == 1:
+            raw = next(iter(replies.values())).content
+        else:
+            raw = "\n".join(f"{name}: {reply.content}" for name, reply in replies.items())
+        message = f"the judge's reply ({', '.join(cut)}) was cut off at max_tokens, incomplete"
+        raise ParseFailure(message, raw, code="truncated_reply")
+    return out
