@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import io
 import random
 
@@ -18,6 +19,11 @@ from PIL import Image
 
 from editjudge.server.bodies import item_bodies, prefix_body
 from editjudge.server.images import ImageLimits, prepare_image
+from editjudge.server.memory import (
+    YOUNG_GC_THRESHOLD,
+    collect_young_less_often,
+    restore_collector,
+)
 from editjudge.server.protocols import ExpectedScore, Item, Sampling, VIEScore
 from tests.helpers import b64, image_bytes
 from tests.processes import Procs
@@ -103,3 +109,13 @@ async def test_router_rss_stays_within_its_budget_and_returns_after_the_load(pro
     assert seen[429] > 0  # the budget was full: the bound below was tested at capacity
     assert peak <= 150 + 1.1 * budget / MiB, f"peak RSS {peak:.0f} MiB"
     assert after <= base + 48, f"RSS {after:.0f} MiB after the load, {base:.0f} before"
+
+
+def test_the_young_generation_is_collected_less_often_while_serving_then_as_before() -> None:
+    before = gc.get_threshold()
+    collect_young_less_often()
+    try:
+        assert gc.get_threshold() == (max(before[0], YOUNG_GC_THRESHOLD), *before[1:])
+    finally:
+        restore_collector()
+    assert gc.get_threshold() == before
