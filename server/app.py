@@ -202,7 +202,7 @@ def _lifespan(
             loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
         tune_allocator(settings.malloc_mmap_threshold)
         freeze_startup_objects()
-        collect_young_less_often()
+        collector = collect_young_less_often()
         if settings.memory_trim_interval_s > 0:
             loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
         if discovery is not None:
@@ -214,7 +214,7 @@ def _lifespan(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            restore_collector()
+            restore_collector(collector)
             thaw_startup_objects()
             await ctx.client.aclose()
             ctx.image_workers.close()

@@ -45,7 +45,6 @@ TRIM_AFTER_DROP = 32 * 1024 * 1024
 #: (perf), next to nothing at this threshold. Garbage in reference cycles waits a few dozen
 #: requests longer for its collection.
 YOUNG_GC_THRESHOLD = 20_000
-_thresholds: list[tuple[int, int, int]] = []  # what freeze_startup_objects replaced
 
 
 @functools.cache
@@ -86,18 +85,17 @@ def thaw_startup_objects() -> None:
     gc.unfreeze()
 
 
-def collect_young_less_often() -> None:
+def collect_young_less_often() -> tuple[int, int, int]:
     """Raise the young generation's threshold to :data:`YOUNG_GC_THRESHOLD` while the app
-    serves; :func:`restore_collector` puts back what it was."""
+    serves; returns the thresholds it replaced, for :func:`restore_collector`."""
     young, middle, old = gc.get_threshold()
-    _thresholds.append((young, middle, old))
     gc.set_threshold(max(young, YOUNG_GC_THRESHOLD), middle, old)
+    return young, middle, old
 
 
-def restore_collector() -> None:
-    """The thresholds from before the last :func:`collect_young_less_often` (the app stopped)."""
-    if _thresholds:
-        gc.set_threshold(*_thresholds.pop())
+def restore_collector(thresholds: tuple[int, int, int]) -> None:
+    """Put back the thresholds :func:`collect_young_less_often` replaced (the app stopped)."""
+    gc.set_threshold(*thresholds)
 
 
 def trim() -> bool:

@@ -113,9 +113,10 @@ async def test_router_rss_stays_within_its_budget_and_returns_after_the_load(pro
 
 def test_the_young_generation_is_collected_less_often_while_serving_then_as_before() -> None:
     before = gc.get_threshold()
-    collect_young_less_often()
+    replaced = collect_young_less_often()
     try:
+        assert replaced == before
         assert gc.get_threshold() == (max(before[0], YOUNG_GC_THRESHOLD), *before[1:])
     finally:
-        restore_collector()
+        restore_collector(replaced)
     assert gc.get_threshold() == before
