@@ -19,6 +19,7 @@ A placeholder carries a random per-process nonce, so no caller can forge one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -40,8 +41,20 @@ TOKEN_MAX = len(_NONCE) + 8
 
 
 def load_score_json(body: bytes | bytearray) -> tuple[dict[str, Any], dict[str, B64Image]]:
-    """The body as a JSON object, its image strings as placeholders (keys of the second value);
-    errors as :func:`load_json` raises them."""
+    """A ``/score`` body as a JSON object, its image strings as placeholders (keys of the second
+    value); errors as :func:`load_json` raises them."""
+    return _load_cut(body, _score_images)
+
+
+def load_group_json(body: bytes | bytearray) -> tuple[dict[str, Any], dict[str, B64Image]]:
+    """A ``/score/group`` body, as :func:`load_score_json` does a ``/score`` one: its
+    ``source_image`` and ``images`` cut out."""
+    return _load_cut(body, _group_images)
+
+
+def _load_cut(
+    body: bytes | bytearray, image_fields: Callable[[dict[str, Any]], list[Any] | None]
+) -> tuple[dict[str, Any], dict[str, B64Image]]:
     cut = _cut(body)
     if cut is not None:
         skeleton, images = cut
@@ -49,7 +62,7 @@ def load_score_json(body: bytes | bytearray) -> tuple[dict[str, Any], dict[str, 
             obj = orjson.loads(skeleton)
         except orjson.JSONDecodeError:
             obj = None  # the whole body reports its own error below
-        if isinstance(obj, dict) and _placed(obj, images):
+        if isinstance(obj, dict) and _placed(image_fields(obj), images):
             return obj, images
     return load_json(body), {}
 
@@ -131,16 +144,25 @@ def _image(body: bytes | bytearray, view: memoryview, start: int, end: int) -> B
     return B64Image(header, text) if valid_b64(text) else None
 
 
-def _placed(obj: dict[str, Any], images: dict[str, B64Image]) -> bool:
-    """Whether every placeholder is an item's ``image`` or ``source_image``, once each (anything
-    else, such as a long base64 ``id``, must keep its text)."""
+def _score_images(obj: dict[str, Any]) -> list[Any] | None:
+    """The values of every item's ``image`` and ``source_image`` (None: not a ``/score`` shape)."""
     items = obj.get("items") if "items" in obj else [obj]
     if not isinstance(items, list):
+        return None
+    keys = ("image", "source_image")
+    return [item.get(k) for item in items if isinstance(item, dict) for k in keys]
+
+
+def _group_images(obj: dict[str, Any]) -> list[Any] | None:
+    """The values of ``source_image`` and of every ``images`` entry (None: not a group shape)."""
+    images = obj.get("images")
+    return [obj.get("source_image"), *images] if isinstance(images, list) else None
+
+
+def _placed(values: list[Any] | None, images: dict[str, B64Image]) -> bool:
+    """Whether every placeholder is one of the image fields' ``values``, once each (anything
+    else, such as a long base64 ``id``, must keep its text)."""
+    if values is None:
         return False
-    found = 0
-    for item in items:
-        if isinstance(item, dict):
-            for key in ("image", "source_image"):
-                value = item.get(key)
-                found += isinstance(value, str) and len(value) < TOKEN_MAX and value in images
+    found = sum(isinstance(v, str) and len(v) < TOKEN_MAX and v in images for v in values)
     return found == len(images)

@@ -28,7 +28,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..group import GroupScorer
-from ..images import PreparedImage
+from ..images import B64Image, PreparedImage
 from ..intake import (
     THREAD_MIN_ITEMS,
     Prepare,
@@ -36,7 +36,7 @@ from ..intake import (
     image_field,
     validate,
 )
-from ..jsonbody import load_json
+from ..jsonbody import load_group_json
 from ..protocols import Item, Rejected, ScoringProtocol
 from ..responses import json_response
 from ..schemas import ErrorResponse, GroupRequest, GroupResponse
@@ -68,15 +68,15 @@ async def score_group(request: Request) -> Response:
     deadline = time.monotonic() + ctx.settings.request_deadline_s
     hold = ctx.budget.hold()
     try:
-        group = await _parse(request, ctx, hold)
+        group, cut = await _parse(request, ctx, hold)
         protocol = ctx.protocols.get(group.protocol).specialize(group.meta)
         instruction = group.instruction
         # A preparation that decodes (gedit resizes) never runs on the event loop.
         small = len(group.images) < THREAD_MIN_ITEMS and not protocol.decodes_at_intake
         job = functools.partial(_images, group, protocol)
         del group  # the parsed text goes once the images are made of it: they are kept once
-        source, entries = await intake_of(ctx).run(job, hold.borrow, small)
-        del job
+        source, entries = await intake_of(ctx).run(job, hold.borrow, small, cut)
+        del job, cut
         # The priming call shows the source as the candidates' prompts do (gedit converts it).
         source = next((e.source for e in entries if isinstance(e, Item) and e.source), source)
         require_healthy(ctx)
@@ -95,7 +95,10 @@ async def score_group(request: Request) -> Response:
     return json_response(response.model_dump(mode="json"))
 
 
-async def _parse(request: Request, ctx: AppContext, hold: Hold) -> GroupRequest:
+async def _parse(
+    request: Request, ctx: AppContext, hold: Hold
+) -> tuple[GroupRequest, dict[str, B64Image]]:
+    """The validated request, and its images cut out of the body (see :mod:`..jsonbody`)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in ("application/json", ""):
         raise UnsupportedMediaType(f"content type {ctype!r} is not supported; send JSON")
@@ -103,7 +106,7 @@ async def _parse(request: Request, ctx: AppContext, hold: Hold) -> GroupRequest:
     body = await read_body(request, hold, UploadLimits.from_settings(ctx.settings))
     hold.parsing()
     raw = body.take()
-    obj = load_json(raw)
+    obj, cut = load_group_json(raw)
     del raw  # parsed: the raw bytes are not needed any more
     group: GroupRequest = validate(GroupRequest, obj)
     if len(group.images) > ctx.settings.max_batch_items:
@@ -114,7 +117,7 @@ async def _parse(request: Request, ctx: AppContext, hold: Hold) -> GroupRequest:
         raise InvalidRequest(
             f"ids has {len(group.ids)} entries for {len(group.images)} images; give one per image"
         )
-    return group
+    return group, cut
 
 
 def _images(

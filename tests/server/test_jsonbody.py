@@ -108,3 +108,42 @@ async def test_a_cut_image_reaches_the_engine_as_sent() -> None:
             assert r.status_code == 200 and r.json()["status"] == "ok", r.text
             sent = orjson.dumps(engines[0][0].requests[-1])
             assert b'"data:image/jpeg;base64,' + jpeg.encode() + b'"' in sent
+
+
+def test_a_groups_source_and_candidates_are_cut_and_stand_for_the_same_values() -> None:
+    group = {
+        "source_image": "data:image/jpeg;base64," + B64,
+        "instruction": "make it blue",
+        "images": [B64, B64[:-4] + "AA==", "data:image/png;base64," + B64],
+        "ids": ["a", "b", "c"],
+        "meta": {"long": "-" * 5000},
+    }
+    raw = orjson.dumps(group)
+    obj, cut = jsonbody.load_group_json(bytearray(raw))
+    assert len(cut) == 4 and restored(obj, cut) == orjson.loads(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source_image": B64, "images": [B64], "instruction": "a", "ids": [B64]},
+        {"source_image": B64, "images": B64, "instruction": "a"},  # not a list: pydantic's 422
+        {"image": B64, "instruction": "a"},  # a /score shape sent to /score/group
+    ],
+)
+def test_what_the_group_cut_cannot_vouch_for_is_parsed_whole(body: dict[str, object]) -> None:
+    raw = orjson.dumps(body)
+    obj, cut = jsonbody.load_group_json(bytearray(raw))
+    assert cut == {} and obj == orjson.loads(raw)
+
+
+async def test_a_groups_cut_images_reach_the_engine_as_sent() -> None:
+    jpegs = [base64.b64encode(noisy_jpeg((256 + k, 256))).decode() for k in range(3)]
+    body = {"source_image": jpegs[0], "instruction": "make it blue", "images": jpegs[1:]}
+    async with fake_engines(1) as engines, router([u for _, u in engines]) as c:
+        r = await c.post("/score/group", json=body)
+        assert r.status_code == 200, r.text
+        assert all(res["status"] == "ok" for res in r.json()["results"])
+        sent = b"".join(orjson.dumps(b) for b in engines[0][0].requests)
+        for jpeg in jpegs:
+            assert b'"data:image/jpeg;base64,' + jpeg.encode() + b'"' in sent
