@@ -168,8 +168,11 @@ async def supervise(engine: Engine, sup: Supervision) -> None:
             "" if engine.healthy else f", never healthy (try {failures}/{sup.max_start_failures})",
             backoff,
         )
+        # asyncio.timeout rather than wait_for here and below: on Python 3.11 wait_for can
+        # return as a cancellation arrives and lose it, and then a stop would not stop this loop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sup.stopping.wait(), timeout=backoff)
+            async with asyncio.timeout(backoff):
+                await sup.stopping.wait()
         backoff = min(sup.max_backoff_s, backoff * 2)
 
 
@@ -235,7 +238,8 @@ async def wait_exited(
     # exit status is known as soon as the main process is reaped. A closed pipe alone is no exit.
     while proc.returncode is None and not sup.halt.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sup.halt.wait(), timeout=EXIT_POLL_S)
+            async with asyncio.timeout(EXIT_POLL_S):
+                await sup.halt.wait()
     if proc.returncode is None:
         await stop_engine(engine, sup.stop_timeout_s)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -254,7 +258,8 @@ async def stop_engine(engine: Engine, timeout_s: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await proc.wait()
     except TimeoutError:
         log.warning("GPU %d: engine did not stop in %.0fs; killing it", engine.gpu, timeout_s)
         with contextlib.suppress(ProcessLookupError):
