@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from .app import create_app
+from .app import SERVING_OPTIONS, create_app
 from .catalog import check_protocols
 from .config import Settings
 from .protocols import TemplateError
@@ -53,8 +53,7 @@ def run(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
-        access_log=False,
-        server_header=False,
+        **SERVING_OPTIONS,
     )
 
 

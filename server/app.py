@@ -52,6 +52,16 @@ from .version import __version__
 
 log = logging.getLogger("editjudge")
 
+#: uvicorn options that every way of serving the app shares (``editjudge router``, ``serve``,
+#: ``LocalRouter``). Idle connections are kept longer than clients keep theirs (httpx and the
+#: SDK: 5 s, uvicorn's own default too; load balancers: 60 s): with equal timeouts a client can
+#: send a request on a connection the router is closing at that moment, and see it reset.
+SERVING_OPTIONS: dict[str, Any] = {
+    "access_log": False,
+    "server_header": False,
+    "timeout_keep_alive": 75,
+}
+
 # FastAPI's native OpenTelemetry (newer releases) asks on every request whether a provider is
 # configured, environment look-ups included (~2% of the router's CPU at saturation). The router
 # reports through its own Prometheus metrics and configures no OpenTelemetry: switched off where

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from ..app import create_app
+from ..app import SERVING_OPTIONS, create_app
 from ..config import Settings
 from .supervisor import Supervision
 
@@ -72,8 +72,8 @@ def router_server(args: argparse.Namespace, backends: list[str]) -> _RouterServe
         port=args.port,
         log_level="info",
         timeout_graceful_shutdown=args.drain_timeout,
-        access_log=False,
         log_config=None,  # its records go through our handler, which survives a closed stderr
+        **SERVING_OPTIONS,
     )
     return _RouterServer(config)
 

@@ -22,7 +22,7 @@ import uvicorn
 from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from ..app import create_app
+from ..app import SERVING_OPTIONS, create_app
 from ..config import Settings
 from .fake_engine import FakeEngine, start
 
@@ -117,7 +117,7 @@ class LocalRouter:
             host, port = self.sock.getsockname()[:2]
             app = create_app(ArgumentSettings(backends=urls, host=host, port=port, **self.settings))
             config = uvicorn.Config(
-                app, log_level="warning", access_log=False, timeout_graceful_shutdown=2
+                app, log_level="warning", timeout_graceful_shutdown=2, **SERVING_OPTIONS
             )
             self._server = uvicorn.Server(config)
             serving = asyncio.create_task(self._server.serve(sockets=[self.sock]))
