@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import gpu_watch, loadgen, report, userpath
-from bench.procs import ROOT, Server, log, serving_router, stop_serve
+from bench.procs import ROOT, Server, log, serve_argv, serving_router, stop_serve
 from bench.report import Recorder
 from bench.workload import ItemSource
 from editjudge.server.box.defaults import engine_flags
@@ -123,26 +123,13 @@ def measure(
 def start_launcher(ctx: Context, tag: str, flags: Sequence[str]) -> Server:
     """``editjudge serve`` with the load-generator phases' engine flags and router settings."""
     args, box = ctx.args, ctx.box
-    cmd = [
-        sys.executable,
-        "-m",
-        "editjudge",
-        "serve",
-        "--gpus",
-        ",".join(map(str, range(box.gpus))),
-        "--model",
-        str(args.model_dir),
-        "--port",
-        str(box.router_port),
-        "--engine-base-port",
-        str(box.engine_base),
-        "--vllm-cmd",
-        args.vllm_cmd,
-        *flags,
-        "--",
-        *ENGINE_ARGS,
-        *args.engine_args,
-    ]
+    options = {
+        "--port": str(box.router_port),
+        "--engine-base-port": str(box.engine_base),
+        "--vllm-cmd": args.vllm_cmd,
+    }
+    gpus = ",".join(map(str, range(box.gpus)))
+    cmd = serve_argv(gpus, args.model_dir, options, flags, [*ENGINE_ARGS, *args.engine_args])
     ctx.engine_log = args.work / f"launcher-{tag}.log"
     url = f"http://127.0.0.1:{box.router_port}"
     proc = Server(f"launcher-{tag}", cmd, url, ROUTER_ENV, log=ctx.engine_log, cpus=box.serve_cpus)

@@ -23,7 +23,7 @@ import httpx
 from bench import gpu_watch
 from bench.gpu_bench import model_info
 from bench.images import write_pairs
-from bench.procs import Server, free_port, log, stop_serve
+from bench.procs import Server, free_port, log, serve_argv, stop_serve
 from bench.report import Recorder
 from bench.report.numbers import commit
 from bench.userpath import measure
@@ -58,11 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     for folder in (args.out, args.work):
         folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [sys.executable, "-m", "editjudge", "serve", "--gpus", "0"]
-    command += ["--model", str(args.model_dir), "--port", str(port)]
-    command += ["--vllm-cmd", args.vllm_cmd] if args.vllm_cmd else []
-    command += ["--", "--load-format"]
-    command += ["dummy", "--gpu-memory-utilization", args.fraction]
+    engine_args = ["--load-format", "dummy", "--gpu-memory-utilization", args.fraction]
+    options = {"--port": str(port), "--vllm-cmd": args.vllm_cmd}
+    command = serve_argv("0", args.model_dir, options, engine_args=engine_args)
     model, _ = model_info(args.model_dir)
     meta = {"card": gpu_watch.card(), "model": model, "commit": commit(override=args.commit)}
     rec = Recorder(args.out, "h100-budget", {**meta, "serve_command": command})

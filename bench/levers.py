@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.images import write_pairs
-from bench.procs import Server, log, stop_serve
+from bench.procs import Server, log, serve_argv, stop_serve
 from bench.report import Recorder
 from bench.userpath import measure, wait_all_healthy
 
@@ -132,12 +132,10 @@ class Running:
 
 def start_arm(args: argparse.Namespace, arm: Arm, gpu: int, cpus: Sequence[int]) -> Running:
     port = args.port + 10 * (gpu + 1)
-    argv = [sys.executable, "-m", "editjudge", "serve", "--gpus", str(gpu), "--model"]
-    argv += [str(args.model_dir), "--port", str(port), "--engine-base-port", str(port + 1)]
-    if args.vllm_cmd != "vllm serve":
-        argv += ["--vllm-cmd", args.vllm_cmd]
-    argv += [*arm.serve_options, "--", "--load-format", "dummy", *arm.engine_args]
-    argv += shlex.split(args.cpu_engine_args)
+    options = {"--port": str(port), "--engine-base-port": str(port + 1)}
+    options["--vllm-cmd"] = args.vllm_cmd
+    engine_args = ["--load-format", "dummy", *arm.engine_args, *shlex.split(args.cpu_engine_args)]
+    argv = serve_argv(str(gpu), args.model_dir, options, arm.serve_options, engine_args)
     logfile = args.work / f"serve-{arm.name}.log"
     serve = Server(
         f"serve-{arm.name}",

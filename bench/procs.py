@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+
+from editjudge.server.box import launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -180,6 +182,25 @@ def serving_router(
         yield server.url
     finally:
         server.stop(signal.SIGTERM, 60)
+
+
+def serve_argv(
+    gpus: str,
+    model: Path,
+    options: Mapping[str, str | None] | None = None,
+    flags: Sequence[str] = (),
+    engine_args: Sequence[str] = (),
+) -> list[str]:
+    """``editjudge serve --gpus GPUS --model MODEL`` as a user types it: each of ``options``
+    (``--port``, ``--vllm-cmd``, ...) only where it differs from serve's own default, then
+    ``flags``, then ``-- engine_args``."""
+    defaults = launcher.build_parser()
+    cmd = [sys.executable, "-m", "editjudge", "serve", "--gpus", gpus, "--model", str(model)]
+    for option, value in (options or {}).items():
+        default = defaults.get_default(option.removeprefix("--").replace("-", "_"))
+        if value is not None and value != str(default):
+            cmd += [option, value]
+    return [*cmd, *flags, "--", *engine_args]
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -36,37 +35,33 @@ import httpx
 from bench import gpu_watch
 from bench.engine_counters import EngineCounters
 from bench.images import write_pairs
-from bench.procs import Server, child_env, free_port, log, serving_router, stop_serve
+from bench.procs import (
+    Server,
+    child_env,
+    free_port,
+    log,
+    serve_argv,
+    serving_router,
+    stop_serve,
+)
 from bench.report import Recorder
 from bench.score_cli import run_score
 from editjudge.server.config import Settings
 
 PHASES = ("userpath", "curve")
-LAUNCHER_DEFAULTS = {"--port": "8000", "--engine-base-port": "8001", "--vllm-cmd": "vllm serve"}
 WHY_EXTRA = "vLLM on the CPU needs them (given with --cpu-engine-args)"
 
 
 def serve_command(args: argparse.Namespace) -> list[str]:
     """``editjudge serve`` as the user types it; the options a run changes, only if it does."""
     gpus = "all" if args.gpus == "all" else ",".join(str(i) for i in range(int(args.gpus)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "editjudge",
-        "serve",
-        "--gpus",
-        gpus,
-        "--model",
-        str(args.model_dir),
-    ]
-    for option, value in (
-        ("--port", str(args.port)),
-        ("--engine-base-port", str(args.engine_base_port)),
-        ("--vllm-cmd", args.vllm_cmd),
-    ):
-        if value != LAUNCHER_DEFAULTS[option]:
-            cmd += [option, value]
-    return [*cmd, "--", "--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
+    options = {
+        "--port": str(args.port),
+        "--engine-base-port": str(args.engine_base_port),
+        "--vllm-cmd": args.vllm_cmd,
+    }
+    engine_args = ["--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
+    return serve_argv(gpus, args.model_dir, options, engine_args=engine_args)
 
 
 def wait_all_healthy(serve: Server, timeout_s: float) -> list[str]:
