@@ -14,7 +14,9 @@ from PIL import Image, ImageDraw
 
 from editjudge.server.app import create_app
 from editjudge.server.config import Settings
-from editjudge.server.testing.fake_engine import FakeEngine, start
+from editjudge.server.testing import fake_engines
+
+__all__ = ["admits", "b64", "data_url", "fake_engines", "image_bytes", "item", "router"]
 
 
 def admits(params: dict[str, Any], reply: str) -> bool:
@@ -52,22 +54,6 @@ def item(i: int = 0, **extra: object) -> dict[str, object]:
     }
     body.update(extra)
     return body
-
-
-@contextlib.asynccontextmanager
-async def fake_engines(n: int, **knobs: object) -> AsyncIterator[list[tuple[FakeEngine, str]]]:
-    """``n`` fake vLLM servers on loopback: ``[(engine, base_url), ...]``."""
-    runners, out = [], []
-    try:
-        for _ in range(n):
-            engine = FakeEngine(**knobs)  # type: ignore[arg-type]
-            runner, url = await start(engine)
-            runners.append(runner)
-            out.append((engine, url))
-        yield out
-    finally:
-        for runner in runners:
-            await runner.cleanup()
 
 
 @contextlib.asynccontextmanager

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -306,6 +307,24 @@ async def start(
     await site.start()
     bound = int(runner.addresses[0][1])
     return runner, f"http://{host}:{bound}"
+
+
+@contextlib.asynccontextmanager
+async def fake_engines(n: int, **knobs: Any) -> AsyncIterator[list[tuple[FakeEngine, str]]]:
+    """``n`` fake engines (``FakeEngine(**knobs)`` each) on loopback: ``[(engine, url), ...]``;
+    stopped when the block ends."""
+    runners: list[web.AppRunner] = []
+    try:
+        out = []
+        for _ in range(n):
+            engine = FakeEngine(**knobs)
+            runner, url = await start(engine)
+            runners.append(runner)
+            out.append((engine, url))
+        yield out
+    finally:
+        for runner in runners:
+            await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

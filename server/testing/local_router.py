@@ -19,12 +19,11 @@ from typing import Any
 
 import httpx
 import uvicorn
-from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from ..app import SERVING_OPTIONS, create_app
 from ..config import Settings
-from .fake_engine import FakeEngine, start
+from .fake_engine import FakeEngine, fake_engines
 
 _START_TIMEOUT_S = 30.0
 
@@ -105,15 +104,9 @@ class LocalRouter:
             self._ready.set()
 
     async def _serve(self) -> None:
-        runners: list[web.AppRunner] = []
-        try:
-            urls = []
-            for _ in range(self.n_engines):
-                engine = FakeEngine(**self.engine_knobs)
-                runner, url = await start(engine, "127.0.0.1", 0)
-                runners.append(runner)
-                self.engines.append(engine)
-                urls.append(url)
+        async with fake_engines(self.n_engines, **self.engine_knobs) as started:
+            self.engines.extend(engine for engine, _ in started)
+            urls = [url for _, url in started]
             host, port = self.sock.getsockname()[:2]
             app = create_app(ArgumentSettings(backends=urls, host=host, port=port, **self.settings))
             config = uvicorn.Config(
@@ -124,9 +117,6 @@ class LocalRouter:
             await self._until_ready(serving)
             self._ready.set()
             await serving
-        finally:
-            for runner in runners:
-                await runner.cleanup()
 
     async def _until_ready(self, serving: asyncio.Task[None]) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
