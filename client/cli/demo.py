@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import shlex
 import signal
 import socket
@@ -163,8 +164,9 @@ def _score_args(items: Path, output: Path, url: str) -> argparse.Namespace:
 
 def try_it(url: str, folder: Path, items: Path) -> str:
     """The lines to paste into another terminal while the demo router serves."""
-    edit, source = folder / "edit-0.png", folder / "source-0.png"
-    instruction = "add a red ball on the grass"
+    first = json.loads(items.read_text().splitlines()[0])  # the sample's own first edit
+    edit, source = folder / first["image"], folder / first["source_image"]
+    instruction = first["instruction"]
     q = shlex.quote
     curl = (
         f"curl -F image=@{q(str(edit))} -F source_image=@{q(str(source))} "
