@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import io
 import os
 import random
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -36,10 +38,13 @@ import aiohttp
 import orjson
 from PIL import Image
 
-from tests.helpers import b64
-from tests.processes import Proc, start_engine, start_router
+from bench.procs import Server, fake_engine, free_port, router
 
 MiB = 1 << 20
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 @dataclass
@@ -132,8 +137,8 @@ async def health_sampler(session: aiohttp.ClientSession, url: str, run: Run) -> 
         await asyncio.sleep(0.05)
 
 
-async def load(router: Proc, body: bytes, args: argparse.Namespace, run: Run) -> None:
-    # Shorter than uvicorn's 5 s keep-alive, so no request goes out on a connection as the
+async def load(router: Server, body: bytes, args: argparse.Namespace, run: Run) -> None:
+    # Shorter than the router's keep-alive, so no request goes out on a connection as the
     # router closes it (a reset that would count as an error here, though no fault of the router).
     if args.fresh_connections:
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
@@ -159,19 +164,20 @@ async def load(router: Proc, body: bytes, args: argparse.Namespace, run: Run) ->
     run.after_mib = router.rss_kib() / 1024
 
 
-def measure(args: argparse.Namespace, tmp: Path, engines: list[Proc], budget_mib: int) -> Run:
+def measure(args: argparse.Namespace, tmp: Path, engines: list[Server], budget_mib: int) -> Run:
     env = {
         "EDITJUDGE_LOG_LEVEL": "warning",
         "EDITJUDGE_HEALTH_INTERVAL_S": "1",
         "EDITJUDGE_MAX_QUEUED_IMAGE_BYTES": str(budget_mib * MiB),
         **dict(pair.split("=", 1) for pair in args.env),
     }
-    router = start_router(tmp, [e.url for e in engines], env=env)
+    server = router([e.url for e in engines], free_port(), env, tmp / "router.log")
     run = Run(budget_mib)
     try:
-        asyncio.run(load(router, request_body(args), args, run))
+        server.wait_ready("/ready", 60)
+        asyncio.run(load(server, request_body(args), args, run))
     finally:
-        router.kill9()
+        server.stop(signal.SIGKILL)
     return run
 
 
@@ -199,13 +205,15 @@ def main() -> None:
     )
     print(HEADER.format(after=f"{args.after_s:g}"))
     with tempfile.TemporaryDirectory(prefix="editjudge-memory-") as tmp:
-        engines = [start_engine(Path(tmp), latency=args.latency) for _ in range(args.engines)]
+        engines = [fake_engine(free_port(), args.latency, Path(tmp)) for _ in range(args.engines)]
         try:
+            for e in engines:
+                e.wait_ready()
             for budget in (int(b) for b in args.budgets.split(",")):
                 print(measure(args, Path(tmp), engines, budget).row(args.after_s), flush=True)
         finally:
             for e in engines:
-                e.kill9()
+                e.stop(signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -97,10 +97,10 @@ class Server:
         """CPU seconds used so far by the process and all its live descendants."""
         return sum(_proc_cpu(pid) for pid in _tree(self.proc.pid))
 
-    def rss_kib(self) -> int:
-        """Resident memory of the main process, in KiB."""
+    def rss_kib(self, field: str = "VmRSS") -> int:
+        """Resident memory of the main process (``VmRSS``) or its peak (``VmHWM``), in KiB."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
         return 0
 
