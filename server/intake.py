@@ -96,18 +96,26 @@ class Intake:
         """``job(prepare)``: on the event loop if ``inline`` and no image needs a decode,
         else in a worker thread, where ``prepare`` decodes and charges ``memory``."""
         cut = cut or {}
+        # What the inline pass checked, by id(value) (the values live as long as the request):
+        # when one image then sends the job to a worker, the others are not checked again.
+        checked: dict[int, PreparedImage] = {}
         if inline:
+            inline_prepare = functools.partial(self._without_decode, checked)
             try:
-                return job(Prepare(self._without_decode, decodes=False, cut=cut))
+                return job(Prepare(inline_prepare, decodes=False, cut=cut))
             except _NeedsWorker:
                 pass
         full = functools.partial(prepare_payload, limits=self.limits, memory=memory)
-        return await self.workers.run(job, Prepare(_once_each(full), decodes=True, cut=cut))
+        prepare = Prepare(_once_each(full, checked), decodes=True, cut=cut)
+        return await self.workers.run(job, prepare)
 
-    def _without_decode(self, value: str | B64Image) -> PreparedImage:
+    def _without_decode(
+        self, checked: dict[int, PreparedImage], value: str | B64Image
+    ) -> PreparedImage:
         image = prepare_without_decode(value, self.limits)
         if image is None:
             raise _NeedsWorker
+        checked[id(value)] = image
         return image
 
 
@@ -244,15 +252,17 @@ def image_field(value: str, prepare: Callable[[str], PreparedImage], field: str)
 
 def _once_each(
     prepare: Callable[[str | B64Image], PreparedImage],
+    checked: Mapping[int, PreparedImage],
 ) -> Callable[[str | B64Image], PreparedImage]:
     """``prepare``, with a value seen before given the image made of it then: a batch whose items
-    share a source image keeps (and sends) one copy of it."""
+    share a source image keeps (and sends) one copy of it. A value in ``checked`` (by id) has
+    its image made already."""
     seen: dict[str | B64Image, PreparedImage] = {}
 
     def once(value: str | B64Image) -> PreparedImage:
         image = seen.get(value)
         if image is None:
-            image = seen[value] = prepare(value)
+            image = seen[value] = checked.get(id(value)) or prepare(value)
         return image
 
     return once

@@ -10,9 +10,11 @@ import struct
 import pytest
 from PIL import Image
 
+from editjudge.server import intake
 from editjudge.server.errors import InvalidImage, TooManyPixels
 from editjudge.server.images import ImageLimits, content_digest
 from editjudge.server.passthrough import prepare_payload
+from tests.helpers import b64, fake_engines, image_bytes, item, router
 
 HEADER = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="header")
 DECODE = ImageLimits(10**7, 10**6, frozenset({"JPEG", "PNG"}), check="decode")
@@ -115,3 +117,25 @@ def test_small_and_non_jpeg_images_take_the_full_path() -> None:
     Image.new("RGB", (8, 8)).save(buf, "PNG")
     img = prepare_payload(text(buf.getvalue()), HEADER)
     assert img.mime == "image/png" and img._digest is not None
+
+
+async def test_images_checked_inline_are_not_checked_again_when_another_needs_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def counted(value: object, *args: object, **kwargs: object) -> object:
+        calls.append(len(value) if isinstance(value, str) else -1)
+        return prepare_payload(value, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(intake, "prepare_payload", counted)
+    # Fewer items than intake.THREAD_MIN_ITEMS: the request is first tried on the event loop.
+    jpegs = [base64.b64encode(noisy_jpeg((300 + k, 300))).decode() for k in range(2)]
+    png = b64(image_bytes((9, 9, 9), (40, 30)))  # a PNG always needs the full check
+    items = [{**item(k), "image": jpeg} for k, jpeg in enumerate(jpegs)]
+    items.append({**item(9), "image": png})
+    items = [{k: v for k, v in it.items() if k != "source_image"} for it in items]
+    async with fake_engines(1) as engines, router([u for _, u in engines]) as client:
+        results = (await client.post("/score", json={"items": items})).json()["results"]
+    assert [r["status"] for r in results] == ["ok"] * 3, results
+    assert len(calls) == 1  # the PNG alone: the JPEGs kept their inline header check
