@@ -19,7 +19,7 @@ from ..deps import AppContext, context_of, intake_of, require_healthy
 from ..errors import InvalidRequest, UnsupportedMediaType
 from ..images import ImageLimits, Memory, PreparedImage
 from ..intake import Parsed, held_bytes, image_from_bytes, parse_json_body, resolve, validate
-from ..protocols import Item
+from ..protocols import Item, ScoringProtocol
 from ..responses import json_response, retry_after
 from ..schemas import BatchRequest, BatchResponse, ErrorResponse, ScoreItem, ScoreResult
 from ..upload import UploadLimits, body_chunks, read_body
@@ -186,10 +186,13 @@ async def _parse_multipart(request: Request, ctx: AppContext, hold: Hold) -> Par
         data = {name: await f.read() for name, f in files.items()}
     finally:
         await form.close()
-    image, source = await ctx.image_workers.run(_form_images, data, ctx.limits, hold.borrow)
-    item = Item(instruction, image, source, entry.id, entry.meta)
-    # In the worker threads too: a protocol's preparation may decode (gedit resizes).
-    protocol, item = await ctx.image_workers.run(resolve, protocol, item)
+
+    def prepared() -> tuple[ScoringProtocol, Item]:
+        image, source = _form_images(data, ctx.limits, hold.borrow)
+        # One worker hop for both: a protocol's preparation may decode too (gedit resizes).
+        return resolve(protocol, Item(instruction, image, source, entry.id, entry.meta))
+
+    protocol, item = await ctx.image_workers.run(prepared)
     return Parsed([item], [protocol], False, held_bytes([item]))
 
 
