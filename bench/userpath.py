@@ -10,7 +10,9 @@ userpath  ``editjudge serve --gpus all --model DIR -- --load-format dummy``: no 
           another's caches). After a short warm-up, ``editjudge score INPUT -o OUT --server URL``
           with the CLI's defaults scores 900 pairs (``userpath-N``); then a second router
           (``editjudge router``, defaults, ``EDITJUDGE_BACKENDS`` = engine 0 only) 300 pairs
-          (``userpath-1``). Scaling efficiency = items/s(N) / (N x items/s(1)).
+          (``userpath-1``). Scaling efficiency = items/s(N) / (N x items/s(1)). Then N x 300
+          pairs through the launcher's router (``userpath-N-matched``): as much work per engine as
+          ``userpath-1`` had, since 900 pairs on many engines are mostly ramp and tail.
 curve     the same launcher's router, ``editjudge score --batch-size 16 --concurrency K/16`` for K
           items in flight (64 ... 1024): items/s and GPU busy % per point.
 
@@ -82,12 +84,16 @@ def wait_all_healthy(serve: Server, timeout_s: float) -> list[str]:
     raise TimeoutError(f"not every engine healthy after {timeout_s:g}s:\n{serve.tail()}")
 
 
-def pair_sets(args: argparse.Namespace, phases: list[str]) -> dict[str, tuple[int, int]]:
-    """Name -> (first pair, pairs) of every run the phases make; the ranges never overlap."""
+def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[str, tuple[int, int]]:
+    """Name -> (first pair, pairs) of every run the phases make on ``gpus`` engines; the ranges
+    never overlap."""
     sets = {"warmup": (0, args.warmup_pairs)}
     if "userpath" in phases:
         sets["userpath-N"] = (100_000, args.userpath_pairs)
         sets["userpath-1"] = (200_000, args.one_engine_pairs)
+        matched = gpus * args.one_engine_pairs
+        if gpus > 1 and matched != args.userpath_pairs:
+            sets["userpath-matched"] = (300_000, matched)
     if "curve" in phases:
         for k, in_flight in enumerate(args.curve_inflight):
             sets[f"curve-{in_flight}"] = (1_000_000 * (k + 1), max(args.curve_items, 2 * in_flight))
@@ -194,11 +200,21 @@ def phase_userpath(
                 args, "userpath-1", inputs["userpath-1"], one, engines=1, router=routed, **facts
             )
         )
-    efficiency = {}
+    rec.note(scaling_efficiency=_efficiency(big, small, n))
+    if "userpath-matched" in inputs:
+        name, matched = f"userpath-{n}-matched", inputs["userpath-matched"]
+        routed = "editjudge serve (the launcher's router)"
+        run = rec.add(measure(args, name, matched, url, engines=n, router=routed, **facts))
+        rec.note(scaling_efficiency_matched=_efficiency(run, small, n))
+
+
+def _efficiency(big: dict[str, Any], small: dict[str, Any], n: int) -> dict[str, float | None]:
+    """items/s of ``n`` engines over ``n`` x one engine's, from wall and from steady rates."""
+    out = {}
     for key in ("items_per_s", "steady_items_per_s"):
         n_rate, one_rate = big.get(key), small.get(key)
-        efficiency[key] = round(n_rate / (n * one_rate), 3) if n_rate and one_rate else None
-    rec.note(scaling_efficiency=efficiency)
+        out[key] = round(n_rate / (n * one_rate), 3) if n_rate and one_rate else None
+    return out
 
 
 def phase_curve(
@@ -226,7 +242,7 @@ def through_router(args: argparse.Namespace, engine: str, n: int, rec: Recorder)
     editjudge gives ``n`` engines: the router's window ceiling for that one backend is ``n`` times
     its default (else the router would hold ``n`` GPUs to one engine's share), and the client
     sends what the router then suggests."""
-    first, count = pair_sets(args, ["userpath"])["userpath-N"]
+    first, count = pair_sets(args, ["userpath"], n)["userpath-N"]
     pairs = write_pairs(pairs_folder(args, "userpath-N"), first, count, args.image_side)
     ceiling = n * Settings.model_fields["max_in_flight_per_backend"].default
     env = {"EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": str(ceiling)}
@@ -270,7 +286,8 @@ def start(args: argparse.Namespace, phases: list[str], facts: dict[str, Any]) ->
         log=args.work / "serve.log",
     )
     try:
-        sets = pair_sets(args, phases)
+        gpus = gpu_watch.count() if args.gpus == "all" else int(args.gpus)
+        sets = pair_sets(args, phases, gpus)
         side = args.image_side
         inputs = {k: write_pairs(pairs_folder(args, k), a, n, side) for k, (a, n) in sets.items()}
         log(f"wrote {sum(n for _, n in sets.values())} pairs in {time.monotonic() - t0:.0f}s")

@@ -44,9 +44,14 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     assert phase["serve_editjudge_env"] == [] and phase["engine_args_beyond_defaults"] == []
     assert phase["warmup"]["ok"] == 2
     runs = {r["name"]: r for r in phase["runs"]}
-    assert list(runs) == ["userpath-2", "userpath-1"]
-    # The router suggests what its engines' windows may grow to (256 requests each).
-    for name, pairs, in_flight in (("userpath-2", 24, 512), ("userpath-1", 8, 256)):
+    assert list(runs) == ["userpath-2", "userpath-1", "userpath-2-matched"]
+    # The router suggests what its engines' windows may grow to (256 requests each); the
+    # matched run gives each of the two engines as many pairs as the one engine had.
+    for name, pairs, in_flight in (
+        ("userpath-2", 24, 512),
+        ("userpath-1", 8, 256),
+        ("userpath-2-matched", 16, 512),
+    ):
         run = runs[name]
         assert run["command"][-2:] == ["--server", run["command"][-1]]  # CLI defaults only
         assert (run["items"], run["ok"], run["errors"], run["parse_rate"]) == (
@@ -59,9 +64,13 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
         assert run["gpu_busy_pct"] is None  # no nvidia-smi here: no made-up number
         # vLLM's own counters, per engine behind the router: two viescore calls per item
         assert sum(e["requests"] for e in run["engine_counters"].values()) == 2 * pairs
-        assert len(run["engine_counters"]) == (2 if name == "userpath-2" else 1)
-    efficiency = runs["userpath-2"]["items_per_s"] / (2 * runs["userpath-1"]["items_per_s"])
-    assert phase["scaling_efficiency"]["items_per_s"] == pytest.approx(efficiency, abs=1e-3)
+        assert len(run["engine_counters"]) == (1 if name == "userpath-1" else 2)
+    for key, run_name in (
+        ("scaling_efficiency", "userpath-2"),
+        ("scaling_efficiency_matched", "userpath-2-matched"),
+    ):
+        efficiency = runs[run_name]["items_per_s"] / (2 * runs["userpath-1"]["items_per_s"])
+        assert phase[key]["items_per_s"] == pytest.approx(efficiency, abs=1e-3)
 
     curve = json.loads((out / "curve.json").read_text())
     points = [(r["name"], r["in_flight"], r["items"], r["ok"]) for r in curve["runs"]]
