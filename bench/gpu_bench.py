@@ -37,6 +37,7 @@ from bench import gpu_watch, levers, report, userpath
 from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
 from bench.procs import log
 from bench.report import Recorder
+from editjudge.server.box.engines import DEFAULT_VLLM_CMD
 
 
 def model_info(model_dir: Path) -> tuple[str, dict[str, Any]]:
@@ -75,7 +76,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--commit", help="commit to record where there is no git (default: git)")
     p.add_argument("--port", type=int, default=8000, help="router port of editjudge serve")
     p.add_argument("--engine-base-port", type=int, default=8001)
-    p.add_argument("--vllm-cmd", default="vllm serve", help="how an engine starts")
+    p.add_argument("--vllm-cmd", default=DEFAULT_VLLM_CMD, help="how an engine starts")
     p.add_argument("--start-timeout", type=float, default=420)
     _user_path_options(p.add_argument_group("user path (userpath, curve; dp's dp-userpath run)"))
     _loadgen_options(p.add_argument_group("load generator phases (scaling, placement, dp, hf)"))

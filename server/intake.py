@@ -262,7 +262,8 @@ def _once_each(
     def once(value: str | B64Image) -> PreparedImage:
         image = seen.get(value)
         if image is None:
-            image = seen[value] = checked.get(id(value)) or prepare(value)
+            image = checked.get(id(value))
+            seen[value] = image = prepare(value) if image is None else image
         return image
 
     return once
