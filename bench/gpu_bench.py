@@ -10,6 +10,7 @@ order on the command line; ``bench.gpu_phases`` the others):
   userpath   editjudge serve --gpus all with shipped defaults + editjudge score with CLI defaults,
              900 pairs of 1024x1024 JPEGs (userpath-N), then one engine (userpath-1): parse rate,
              scaling efficiency, GPU busy % and memory per GPU.
+  routers    router settings (--router-arm NAME=EDITJUDGE_X=V) on the same engines, in turn.
   curve      the same router, editjudge score --batch-size 16 at 64 ... 1024 items in flight.
   scaling    load generator (bench.loadgen), 512x512 GRPO items: direct-1..N straight to the
              engines and router-1..N through editjudge (launcher with pinned engine flags and
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import gpu_watch, levers, report, userpath
+from bench import gpu_watch, levers, report, router_arms, userpath
 from bench.gpu_phases import ENGINE_ARGS, PHASES, ROUTER_ENV, Box, Context
 from bench.procs import log
 from bench.report import Recorder
@@ -81,6 +82,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     _user_path_options(p.add_argument_group("user path (userpath, curve; dp's dp-userpath run)"))
     _loadgen_options(p.add_argument_group("load generator phases (scaling, placement, dp, hf)"))
     levers.add_options(p)
+    router_arms.add_options(p)
     return p.parse_args(argv)
 
 

@@ -23,10 +23,10 @@ import httpx
 from bench import gpu_watch
 from bench.gpu_bench import model_info
 from bench.images import write_pairs
+from bench.measure import measure
 from bench.procs import Server, free_port, log, serve_argv, stop_serve
 from bench.report import Recorder
 from bench.report.numbers import commit
-from bench.userpath import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 KV = re.compile(r"GPU KV cache size: ([\d,]+) tokens")

@@ -16,25 +16,22 @@ per step, mean step time, queue / prefill / decode time per request, cache hit r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.images import write_pairs
+from bench.measure import measure
 from bench.procs import Server, log, serve_argv, stop_serve
 from bench.report import Recorder
-from bench.userpath import measure, wait_all_healthy
+from bench.spy import profile
+from bench.userpath import wait_all_healthy
 
 SETTING = re.compile(r"^EDITJUDGE_[A-Z0-9_]+=")
 
@@ -56,69 +53,6 @@ class Arm:
         tokens = [t for t in tokens if not SETTING.match(t)]
         cut = tokens.index("--") if "--" in tokens else len(tokens)
         return cls(name.strip(), tuple(tokens[:cut]), tuple(tokens[cut + 1 :]), env)
-
-
-def _titles(root: int) -> dict[int, str]:
-    """pid -> process title (vLLM names its processes ``VLLM::EngineCore`` and so on)."""
-    out: dict[int, str] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError):
-            out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                todo += [int(c) for c in task.read_text().split()]
-    return out
-
-
-def profile(serve: Server, work: Path, tag: str, seconds: int = 8) -> dict[str, Any]:
-    """py-spy's top frames (by own samples) of the engine core and one API server, if it can."""
-    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-    if not spy:
-        return {"py_spy": "not installed"}
-    titles = _titles(serve.proc.pid)
-    wanted = {
-        "engine_core": next((p for p, t in titles.items() if "EngineCore" in t), None),
-        # one API server: the engine's main process (vLLM titles only the extra ones)
-        "api_server": next((p for p, t in titles.items() if "APIServer" in t), None)
-        or next((p for p, t in titles.items() if "vllm" in t and "editjudge" not in t), None),
-    }
-    procs = {}
-    for role, pid in wanted.items():
-        if pid is None:
-            continue
-        raw = work / f"spy-{tag}-{role}.txt"
-        argv = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw"]
-        argv += ["--nonblocking", "--output", str(raw)]
-        procs[role] = (
-            raw,
-            subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-        )
-    out: dict[str, Any] = {}
-    for role, (raw, proc) in procs.items():
-        _, err = proc.communicate(timeout=seconds + 60)
-        out[role] = top_frames(raw) if raw.exists() else {"error": err.decode()[-500:]}
-    return out
-
-
-def top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
-    """From py-spy's collapsed stacks: the share of samples per leaf frame and per function
-    anywhere on the stack (inclusive)."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in raw.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        frames = stack.split(";")
-        total += int(count)
-        own[frames[-1]] += int(count)
-        for frame in set(frames):
-            inclusive[frame] += int(count)
-    share = {k: round(v / total, 3) for k, v in own.most_common(n)} if total else {}
-    incl = {k: round(v / total, 3) for k, v in inclusive.most_common(n)} if total else {}
-    return {"samples": total, "own": share, "inclusive": incl}
 
 
 @dataclass
@@ -249,5 +183,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--arm", action="append", default=["default="], help="NAME=TOKENS (see above)")
     g.add_argument("--pair", action="append", default=[], help="arm names, one per GPU: A,B")
     g.add_argument("--pairs", type=int, default=300, help="image pairs each arm scores")
-    g.add_argument("--profile", action="store_true", help="py-spy the engine during each run")
+    g.add_argument(
+        "--profile", action="store_true", help="py-spy the engine during each run (levers, routers)"
+    )
     g.add_argument("--profile-after-s", type=float, default=15.0)

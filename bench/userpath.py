@@ -1,7 +1,7 @@
 """The user's path on GPUs with shipped defaults (issue 13): ``editjudge serve`` and ``editjudge
 score`` as a user types them, reporting how many replies parsed, not only how fast they came.
 
-One serve start feeds both phases (a large model's engines take minutes of a 10-minute device call
+One serve start feeds every phase (a large model's engines take minutes of a 10-minute device call
 to start), in this order:
 
 userpath  ``editjudge serve --gpus all --model DIR -- --load-format dummy``: no other engine flag
@@ -13,6 +13,8 @@ userpath  ``editjudge serve --gpus all --model DIR -- --load-format dummy``: no 
           (``userpath-1``). Scaling efficiency = items/s(N) / (N x items/s(1)). Then N x 300
           pairs through the launcher's router (``userpath-N-matched``): as much work per engine as
           ``userpath-1`` had, since 900 pairs on many engines are mostly ramp and tail.
+routers   ``bench.router_arms``: router settings (``--router-arm``) priced on the same engines, one
+          after another, each through a second router, against one with no setting.
 curve     the same launcher's router, ``editjudge score --batch-size 16 --concurrency K/16`` for K
           items in flight (64 ... 1024): items/s and GPU busy % per point.
 
@@ -25,18 +27,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import gpu_watch
-from bench.engine_counters import EngineCounters
+from bench import gpu_watch, router_arms
 from bench.images import write_pairs
+from bench.measure import measure
 from bench.procs import (
     Server,
     child_env,
@@ -47,10 +48,9 @@ from bench.procs import (
     stop_serve,
 )
 from bench.report import Recorder
-from bench.score_cli import run_score
 from editjudge.server.config import Settings
 
-PHASES = ("userpath", "curve")
+PHASES = ("userpath", "routers", "curve")
 WHY_EXTRA = "vLLM on the CPU needs them (given with --cpu-engine-args)"
 
 
@@ -94,6 +94,8 @@ def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[st
         matched = gpus * args.one_engine_pairs
         if gpus > 1 and matched != args.userpath_pairs:
             sets["userpath-matched"] = (300_000, matched)
+    if "routers" in phases:
+        sets.update(router_arms.pair_sets(args, gpus))
     if "curve" in phases:
         for k, in_flight in enumerate(args.curve_inflight):
             sets[f"curve-{in_flight}"] = (1_000_000 * (k + 1), max(args.curve_items, 2 * in_flight))
@@ -102,73 +104,6 @@ def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[st
 
 def pairs_folder(args: argparse.Namespace, name: str) -> Path:
     return Path(args.work, "pairs", f"{name}-{args.image_side}px")
-
-
-def measure(
-    args: argparse.Namespace,
-    name: str,
-    input_file: Path,
-    url: str,
-    options: Sequence[str] = (),
-    **facts: Any,
-) -> dict[str, Any]:
-    """One ``editjudge score`` run with nvidia-smi sampling around it."""
-    work = args.work
-    with (
-        gpu_watch.Sampler(work / f"gpu-{name}.csv") as sampler,
-        WindowWatch(url) as windows,
-        EngineCounters(url) as counters,
-    ):
-        run = run_score(input_file, work / f"{name}.jsonl", url, [*options], work / f"{name}.log")
-    result = {"name": name, **facts, **run.summary(), "engine_windows": windows.summary()}
-    result["engine_counters"] = counters.views
-    steady = run.window()
-    result["gpu_busy_pct"] = sampler.busy()
-    result["gpu_busy_pct_steady"] = sampler.busy(steady[0], steady[1]) if steady else None
-    result["gpu_mem_peak_mib"] = sampler.peak_memory()
-    log(
-        f"{name}: {result['items']} items in {result['seconds']}s = {result['items_per_s']}/s "
-        f"(steady {result['steady_items_per_s']}), {result['ok']} parsed, errors "
-        f"{result['errors'] or 0}, busy {result['gpu_busy_pct']}, {result['cli_plan']}"
-    )
-    return result
-
-
-class WindowWatch:
-    """Samples the router's ``GET /backends`` once a second during a run: each engine's window
-    (what the router let it hold) and what the engine said it ran."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.samples: dict[str, list[tuple[int, int | None]]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def __enter__(self) -> WindowWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(1.0):
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
-                for b in httpx.get(f"{self.url}/backends", timeout=2).json():
-                    self.samples.setdefault(b["url"], []).append((b["window"], b["running"]))
-
-    def summary(self) -> dict[str, dict[str, float | None]]:
-        out: dict[str, dict[str, float | None]] = {}
-        for url, samples in self.samples.items():
-            windows = [w for w, _ in samples]
-            running = [r for _, r in samples if r is not None]
-            out[url] = {
-                "window_mean": round(sum(windows) / len(windows), 1),
-                "window_max": max(windows),
-                "running_mean": round(sum(running) / len(running), 1) if running else None,
-            }
-        return out
 
 
 @contextlib.contextmanager
@@ -326,12 +261,18 @@ def session(args: argparse.Namespace, meta: dict[str, Any], phases: list[str]) -
             rec.fail(exc)
         return
     try:
-        for name, phase in (("userpath", phase_userpath), ("curve", phase_curve)):
+        for name in PHASES:
             if name not in recs:
                 continue
             recs[name].note(**facts)
             try:
-                phase(args, started.serve.url, started.engines, started.inputs, recs[name])
+                if name == "routers":
+                    router_arms.phase_routers(
+                        args, started.serve, started.engines, started.inputs, recs[name]
+                    )
+                else:
+                    phase = phase_userpath if name == "userpath" else phase_curve
+                    phase(args, started.serve.url, started.engines, started.inputs, recs[name])
             except Exception as exc:
                 log(f"phase {name} failed: {exc!r}")
                 recs[name].fail(exc)

@@ -8,6 +8,8 @@ came from (phases of one results folder may come from different leases):
 * user-path runs (``userpath-N``, ``userpath-1``, ``dp-userpath-N``): ``editjudge score`` with its
   defaults against ``editjudge serve`` with its defaults; parse rate, busy % and memory per GPU,
   and the scaling efficiency items/s(N) / (N x items/s(1));
+* router settings on the same engines (``arm-NAME``, phase routers): items/s, what parsed, busy %
+  and vLLM's step counters per arm;
 * the in-flight curve (``curve-K``): items/s and busy % against the items a client keeps in flight.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from bench.report.tables import cell, md_table
 
-PHASES = ("scaling", "placement", "dp", "hf", "userpath", "curve")
+PHASES = ("scaling", "placement", "dp", "hf", "userpath", "routers", "curve")
 Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]
 
 
@@ -101,6 +103,31 @@ CURVE: Columns = [
 ]
 
 
+def _engine(r: dict[str, Any], key: str) -> str:
+    """One of vLLM's counters over the run, for the run's first engine."""
+    views = list((r.get("engine_counters") or {}).values())
+    return cell(views[0].get(key)) if views else "-"
+
+
+def _settings(r: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in (r.get("router_env") or {}).items()) or "(none)"
+
+
+ROUTER_ARMS: Columns = [
+    ("arm", lambda r: cell(r.get("arm"))),
+    ("router settings", _settings),
+    ("items", lambda r: cell(r.get("items"))),
+    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("items/s", lambda r: cell(r.get("items_per_s"))),
+    ("GPU busy % per GPU", lambda r: per_gpu(r.get("gpu_busy_pct"))),
+    ("steps", lambda r: _engine(r, "steps")),
+    ("mean step ms", lambda r: _engine(r, "step_ms_mean")),
+    ("tokens/step", lambda r: _engine(r, "tokens_per_step")),
+    ("generated tokens/request", lambda r: _engine(r, "generated_tokens_per_request")),
+    ("inter-token ms", lambda r: _engine(r, "itl_ms_mean")),
+]
+
+
 def _ips(runs: dict[str, dict[str, Any]], name: str) -> float | None:
     value = runs.get(name, {}).get("items_per_s")
     return float(value) if value else None
@@ -164,6 +191,12 @@ def render(d: Path) -> str:
             "userpath",
             USERPATH,
             userpath_ratios,
+        ),
+        (
+            "Router settings on the same engines, one after another (phase routers)",
+            "router_arm",
+            ROUTER_ARMS,
+            None,
         ),
         (
             "In-flight curve through the launcher's router (editjudge score --batch-size 16)",

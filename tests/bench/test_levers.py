@@ -11,8 +11,9 @@ import pytest
 
 from bench import gpu_bench
 from bench.engine_counters import engine_view
-from bench.levers import Arm, top_frames
+from bench.levers import Arm
 from bench.procs import free_port
+from bench.spy import top_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 
