@@ -9,7 +9,8 @@
 #   ARG    more `vllm serve` arguments for this engine only (after VLLM_EXTRA_ARGS)
 #
 # Settings come from the container's environment (docker-compose.yml fills it from .env):
-#   MODEL, MAX_MODEL_LEN, IMAGES_PER_PROMPT, MAX_PIXELS, GPU_MEMORY_UTILIZATION: `vllm serve` flags
+#   MODEL, MAX_MODEL_LEN, IMAGES_PER_PROMPT, MAX_PIXELS, GPU_MEMORY_UTILIZATION,
+#   STRUCTURED_OUTPUTS_BACKEND: `vllm serve` flags
 #   API_SERVER_COUNT  API server processes (they preprocess the images); auto: one per 4 cores
 #   VLLM_EXTRA_ARGS   anything else for `vllm serve`, split into words
 #   SELF_PIN          1 (default): pin this engine to its block of cores, as `editjudge serve`
@@ -48,7 +49,7 @@ shift 2
 # Set by docker-compose.yml (defaults there, values from .env); stop with a clear message if not.
 : "${MODEL:?see .env.example}" "${MAX_MODEL_LEN:?see .env.example}"
 : "${IMAGES_PER_PROMPT:?see .env.example}" "${MAX_PIXELS:?see .env.example}"
-: "${GPU_MEMORY_UTILIZATION:?see .env.example}"
+: "${GPU_MEMORY_UTILIZATION:?see .env.example}" "${STRUCTURED_OUTPUTS_BACKEND:?see .env.example}"
 API_SERVER_COUNT=${API_SERVER_COUNT:-auto}
 
 # CPU placement: server/placement.py's plan (what `editjudge serve` does), in sh, for whatever
@@ -87,6 +88,7 @@ exec vllm serve "$MODEL" --host 0.0.0.0 --port "$PORT" \
 	--limit-mm-per-prompt "{\"image\": $IMAGES_PER_PROMPT, \"video\": 0}" \
 	--mm-processor-kwargs "{\"max_pixels\": $MAX_PIXELS}" \
 	--gpu-memory-utilization "$GPU_MEMORY_UTILIZATION" \
+	--structured-outputs-config "{\"backend\": \"$STRUCTURED_OUTPUTS_BACKEND\"}" \
 	--api-server-count "$API_SERVER_COUNT" \
 	--enable-prompt-tokens-details \
 	--disable-access-log-for-endpoints /health,/metrics \

@@ -81,7 +81,9 @@ def engine_argv(args: argparse.Namespace, port: int, api_server_count: int) -> l
         argv += ["--api-server-count", str(api_server_count)]
     given = {a.split("=", 1)[0] for a in args.vllm_args}
     for flag, value in defaults.engine_flags(model_max_len=defaults.model_context(args.model)):
-        if flag not in given:  # the operator's own value after `--` wins
+        # The operator's own value after `--` wins, also given field by field
+        # (`--structured-outputs-config.backend xgrammar`).
+        if not any(g == flag or g.startswith(f"{flag}.") for g in given):
             argv += [flag, value]
     if "--enable-prompt-tokens-details" not in given:
         # Lets results report cached prompt tokens (prefix/encoder cache reuse).

@@ -51,6 +51,11 @@ def test_every_engine_gets_the_shared_defaults_unless_the_operator_sets_them() -
     assert mine.count("--max-model-len") == 1 and mine[mine.index("--max-model-len") + 1] == "4096"
     assert "--mm-processor-kwargs" not in mine  # given as --mm-processor-kwargs={...}
     assert mine.count("--limit-mm-per-prompt") == 1  # the default still applies
+    # A JSON-valued default given field by field is the operator's too: not sent twice.
+    own = argv_for("--structured-outputs-config.backend", "xgrammar")
+    assert "--structured-outputs-config" not in own
+    assert own[-2:] == ["--structured-outputs-config.backend", "xgrammar"]
+    assert defaults.STRUCTURED_OUTPUTS_BACKEND == "guidance"
 
 
 def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
@@ -61,6 +66,7 @@ def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
         "IMAGES_PER_PROMPT": str(defaults.IMAGES_PER_PROMPT),
         "MAX_PIXELS": str(defaults.MAX_PIXELS),
         "GPU_MEMORY_UTILIZATION": defaults.GPU_MEMORY_UTILIZATION,
+        "STRUCTURED_OUTPUTS_BACKEND": defaults.STRUCTURED_OUTPUTS_BACKEND,
     }
     env_example = dict(
         line.split("=", 1)
@@ -78,6 +84,8 @@ def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
         (root / "deploy/k8s/engines.yaml").read_text(),
     ):
         assert "--mm-processor-cache-type" not in text
+        for flag, _ in defaults.engine_flags():
+            assert flag in text, flag
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from editjudge.server.box import defaults
 from tests.processes import free_port, stop_group, wait_until
 
 HERE = Path(__file__).parent
@@ -60,8 +61,9 @@ def tiny_model(vllm_python: Path) -> Path:
 
 
 def vllm_command(python: Path, model: Path, port: int) -> list[str]:
-    """A plain engine: no structured-output flags (no ``disable_any_whitespace``), so the tests
-    prove that the router's own per-request constraints keep replies parseable."""
+    """A plain engine with the structured-output backend every shipped engine gets (no
+    ``disable_any_whitespace``), so the tests prove that the router's own per-request constraints
+    keep replies parseable on the backend users run."""
     return [
         str(python),
         "-m",
@@ -86,6 +88,8 @@ def vllm_command(python: Path, model: Path, port: int) -> list[str]:
         '{"image": 2, "video": 0}',
         "--enable-prompt-tokens-details",
         "--enforce-eager",
+        "--structured-outputs-config",
+        dict(defaults.engine_flags())["--structured-outputs-config"],
     ]
 
 
