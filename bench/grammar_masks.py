@@ -1,5 +1,6 @@
-"""What the reply constraint costs the engine per decode step (issue 17): xgrammar's token-mask
-fill and token accept for each spelling of :class:`ScoreFormat`, with a 151k-token vocabulary.
+"""What the reply constraint costs the engine per decode step (issue 17): the token-mask fill and
+token accept of vLLM's two structured-output backends (xgrammar, and llguidance, which the
+engines start with) for each spelling of :class:`ScoreFormat`, with a 151k-token vocabulary.
 
 The GPU lease of 2026-11-27 (2x H200, ``bench/results/gpu-h200x2-2026-11-27/levers.json``) found
 vLLM's engine core spending ~70% of its samples in xgrammar while ~200 requests ran: the mask for
@@ -8,7 +9,7 @@ measures that cost for the constraint as the router sends it now (the closing re
 open-ended), as it was (a bounded repeat), with the reasoning first, and without a reasoning.
 
 The regular expressions come from this checkout's ``ScoreFormat``; the timing runs in the
-Python that has vLLM's xgrammar (``--python``, default the vLLM-for-CPU venv that ``make test``
+Python that has vLLM's backends (``--python``, default the vLLM-for-CPU venv that ``make test``
 installs), since the router's own environment does not carry xgrammar. The vocabulary is
 synthetic (the tokenizer cannot be downloaded here) but of Qwen's size: 256 single bytes, then
 word-like pieces with and without a leading space, capitalised, with punctuation. Tokens are
@@ -45,7 +46,7 @@ def spellings(reasoning_chars: int) -> dict[str, str]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--python", type=Path, default=VLLM_PYTHON, help="a Python with xgrammar")
+    p.add_argument("--python", type=Path, default=VLLM_PYTHON, help="a Python with vLLM")
     p.add_argument("--reasoning-chars", type=int, default=240)
     args = p.parse_args()
     regexes = spellings(args.reasoning_chars)
@@ -60,12 +61,12 @@ def main() -> int:
         print(done.stderr[-3000:], file=sys.stderr)
         return 1
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    print("| spelling | mask fill µs/step | accept µs/step | compile ms | mean chars |")
-    print("|---|---|---|---|---|")
+    print("| backend | spelling | mask fill µs/step | accept µs/step | compile ms | mean chars |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['spelling']} | {r['fill_us_per_step']} | {r['accept_us_per_step']} "
-            f"| {r['compile_ms']} | {r['mean_chars']} |"
+            f"| {r['backend']} | {r['spelling']} | {r['fill_us_per_step']} "
+            f"| {r['accept_us_per_step']} | {r['compile_ms']} | {r['mean_chars']} |"
         )
     return 0
 
