@@ -33,11 +33,13 @@ import logging
 import shlex
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from ..catalog import check_protocols
 from ..config import Settings
 from ..protocols import TemplateError
+from . import defaults
 from .engines import DEFAULT_VLLM_CMD, build_engines, parse_gpus
 from .output import QuietStreamHandler, say, settle_std_streams
 from .router import bind_router, pin_router, router_server, serve_router
@@ -93,6 +95,16 @@ can start or run; 2 for a usage error or a broken protocol template.
 """
 
 
+def _epilog() -> str:
+    """The help's closing text: every engine's defaults (what `--` arguments override) first."""
+    flags = "\n  ".join(f"{flag} {shlex.quote(value)}" for flag, value in defaults.engine_flags())
+    lead = (
+        "Every engine gets these vllm serve flags unless the arguments after -- set them "
+        "(the model's own context caps --max-model-len):"
+    )
+    return f"{textwrap.fill(lead, 100)}\n  {flags}\n\n{EPILOG}"
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -105,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="editjudge serve",
         description=__doc__.splitlines()[0].replace("``", ""),
-        epilog=EPILOG,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--gpus", default="all", help="'all' or a list like 0,1,2 (default: all)")
