@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,6 +28,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral range.
+
+    The engines bind BASE+i some seconds after the launcher starts. Linux gives ``bind(0)`` odd
+    ephemeral ports and ``connect()`` even ones, so BASE from a ``bind(0)`` is safe but BASE+1 is
+    just what the next outgoing loopback connection gets: under load, one run in a dozen saw GPU 1
+    fail with "address already in use" and restart, and the test then found its first pid dead.
+    Below the ephemeral range, only an explicit bind takes a port.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        base = random.randrange(max(1024, low - 16384), low - count)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import gpu_bench, report
 from bench.procs import free_port
+from tests.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +18,7 @@ def test_scaling_phase_on_fake_engines(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["scaling", "--model-dir", str(tmp_path), "--gpus", "2", "--out", str(out)]
     argv += ["--work", str(tmp_path / "work"), "--commit", "test", "--port", str(free_port())]
-    argv += ["--engine-base-port", str(free_port()), "--skip-groups", "--loadgen-cpus", "0"]
+    argv += ["--engine-base-port", str(free_ports(4)), "--skip-groups", "--loadgen-cpus", "0"]
     argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
     argv += ["--items", "6", "--conc", "3", "--procs", "2"]
     assert gpu_bench.main(argv) == 0

@@ -12,6 +12,7 @@ import pytest
 
 from bench import gpu_bench, report, router_arms
 from bench.procs import free_port
+from tests.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def test_each_arm_scores_fresh_pairs_through_its_own_router(
     out, work = tmp_path / "out", tmp_path / "work"
     argv = ["routers", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
     argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
-    argv += ["--engine-base-port", str(free_port()), "--image-side", "32"]
+    argv += ["--engine-base-port", str(free_ports(4)), "--image-side", "32"]
     argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
     argv += ["--one-engine-pairs", "3", "--warmup-pairs", "2"]
     argv += ["--router-arm", "short=EDITJUDGE_REASONING=false"]

@@ -12,6 +12,7 @@ import pytest
 from bench import gpu_bench, report
 from bench.procs import free_port
 from editjudge.server.box import defaults
+from tests.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     out, work = tmp_path / "out", tmp_path / "work"
     argv = ["userpath", "curve", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
     argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
-    argv += ["--engine-base-port", str(free_port()), "--image-side", "48"]
+    argv += ["--engine-base-port", str(free_ports(4)), "--image-side", "48"]
     argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
     argv += ["--userpath-pairs", "24", "--one-engine-pairs", "8", "--warmup-pairs", "2"]
     argv += ["--curve-inflight", "16,32", "--curve-items", "4"]
@@ -84,7 +85,7 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
 def test_dp_runs_the_userpath_workload_with_the_in_flight_of_n_engines(tmp_path: Path) -> None:
     # fake_vllm takes --data-parallel-size and serves as one endpoint, like vLLM's own DP.
     argv = ["dp", "--model-dir", str(tmp_path), "--gpus", "2", "--out", str(tmp_path / "o")]
-    argv += ["--work", str(tmp_path / "w"), "--engine-base-port", str(free_port())]
+    argv += ["--work", str(tmp_path / "w"), "--engine-base-port", str(free_ports(4))]
     argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
     argv += ["--image-side", "32", "--userpath-pairs", "20"]
     assert gpu_bench.main(argv) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import re
 import select
 import signal
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from tests.helpers import item
-from tests.processes import wait_until
+from tests.processes import free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"
@@ -59,28 +58,6 @@ def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:  # t
                 return
         time.sleep(0.1)
     raise AssertionError(f"{what} not met in {timeout:.0f}s")
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports, below the kernel's ephemeral range.
-
-    The engines bind BASE+i some seconds after the launcher starts. Linux gives ``bind(0)`` odd
-    ephemeral ports and ``connect()`` even ones, so BASE from a ``bind(0)`` is safe but BASE+1 is
-    just what the next outgoing loopback connection gets: under load, one run in a dozen saw GPU 1
-    fail with "address already in use" and restart, and the test then found its first pid dead.
-    Below the ephemeral range, only an explicit bind takes a port.
-    """
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        base = random.randrange(max(1024, low - 16384), low - count)
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(base, base + count):
-                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports below {low}")
 
 
 def launcher_cmd(port: int, base: int, *options: str) -> list[str]:
