@@ -97,12 +97,12 @@ can start or run; 2 for a usage error or a broken protocol template.
 
 def _epilog() -> str:
     """The help's closing text: every engine's defaults (what `--` arguments override) first."""
-    flags = "\n  ".join(f"{flag} {shlex.quote(value)}" for flag, value in defaults.engine_flags())
+    flags = "\n    ".join(f"{flag} {shlex.quote(value)}" for flag, value in defaults.engine_flags())
     lead = (
         "Every engine gets these vllm serve flags unless the arguments after -- set them "
         "(the model's own context caps --max-model-len):"
     )
-    return f"{textwrap.fill(lead, 100)}\n  {flags}\n\n{EPILOG}"
+    return f"{textwrap.fill(lead, 100)}\n    {flags}\n\n{EPILOG}"
 
 
 def _positive_int(text: str) -> int:

@@ -113,5 +113,5 @@ def test_serve_help_lists_every_engine_default() -> None:
     """What `--` arguments override is in `editjudge serve --help`, ready to copy."""
     text = build_parser().format_help()
     for flag, value in defaults.engine_flags():
-        assert f"  {flag} {shlex.quote(value)}\n" in text, flag
+        assert f"    {flag} {shlex.quote(value)}\n" in text, flag
     assert '--structured-outputs-config \'{"backend": "guidance"}\'' in text
