@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,26 @@ def test_a_serve_that_cannot_start_is_recorded(tmp_path: Path) -> None:
     phase = json.loads((tmp_path / "o" / "userpath.json").read_text())
     assert "editjudge serve exited with 1" in phase["error"] and phase["runs"] == []
     assert "cannot start the engine command" in phase["serve_log_tail"]
+
+
+def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
+    """GPU 1's port is taken: serve gives that engine up and serves with GPU 0; the bench says so
+    within seconds instead of waiting out --start-timeout for an engine that will never come."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
+    base = free_ports(2)
+    argv = ["userpath", "--model-dir", str(model), "--gpus", "2", "--out", str(tmp_path / "o")]
+    argv += ["--work", str(tmp_path / "w"), "--port", str(free_port()), "--image-side", "16"]
+    argv += ["--engine-base-port", str(base), "--userpath-pairs", "1", "--warmup-pairs", "1"]
+    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    argv += ["--start-timeout", "300"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        t0 = time.monotonic()
+        assert gpu_bench.main(argv) == 0
+        waited = time.monotonic() - t0
+    phase = json.loads((tmp_path / "o" / "userpath.json").read_text())
+    assert "gave an engine up" in phase["error"] and phase["runs"] == []
+    assert waited < 120, waited  # the launcher's restarts (1 + 2 + 4 s), not the 300 s timeout
