@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import spy
 from bench.images import write_pairs
 from bench.measure import measure
-from bench.procs import Server, log, serve_argv, stop_serve
+from bench.procs import Server, log, serve_argv, stop_serve, wait_all_healthy
 from bench.report import Recorder
-from bench.spy import profile
-from bench.userpath import wait_all_healthy
 
 SETTING = re.compile(r"^EDITJUDGE_[A-Z0-9_]+=")
 
@@ -126,30 +125,23 @@ def together(
     results: list[dict[str, Any]] = [{} for _ in live]
 
     def one(k: int, r: Running) -> None:
-        spy: dict[str, Any] = {}
-        timer = None
-        if which == "run" and args.profile:
-            timer = threading.Timer(
-                args.profile_after_s, lambda: spy.update(profile(r.serve, args.work, r.arm.name))
+        profiled = which == "run" and args.profile
+        with spy.during(r.serve, args.work, r.arm.name, args.profile_after_s, profiled) as frames:
+            res = measure(
+                args,
+                f"{which}-{r.arm.name}",
+                r.inputs[which],
+                r.serve.url,
+                **facts,
+                arm=r.arm.name,
+                gpu=r.gpu,
+                serve_options=list(r.arm.serve_options),
+                engine_args=list(r.arm.engine_args),
+                router_env=r.arm.router_env,
             )
-            timer.start()
-        res = measure(
-            args,
-            f"{which}-{r.arm.name}",
-            r.inputs[which],
-            r.serve.url,
-            **facts,
-            arm=r.arm.name,
-            gpu=r.gpu,
-            serve_options=list(r.arm.serve_options),
-            engine_args=list(r.arm.engine_args),
-            router_env=r.arm.router_env,
-        )
-        if timer:
-            timer.join()
         res["engine"] = next(iter(res["engine_counters"].values()), None)  # its one engine
         res["arm_gpu_busy_pct"] = (res.get("gpu_busy_pct") or {}).get(str(r.gpu))
-        res["profile"] = spy or None
+        res["profile"] = frames or None
         results[k] = res
 
     threads = [threading.Thread(target=one, args=(k, r)) for k, r in enumerate(live)]

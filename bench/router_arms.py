@@ -14,29 +14,25 @@ with ``--profile``, py-spy's top frames of the engine core.
 from __future__ import annotations
 
 import argparse
-import re
-import shlex
-import threading
 from typing import Any
 
+from bench import spy
+from bench.levers import Arm
 from bench.measure import measure
 from bench.procs import Server, free_port, log, serving_router
 from bench.report import Recorder
-from bench.spy import profile
 
 PREFIX = "arm-"
-SETTING = re.compile(r"^(EDITJUDGE_[A-Z0-9_]+)=(.*)$", re.S)
 
 
 def arms(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """Arm name -> router settings, ``default`` (none) first."""
     out: dict[str, dict[str, str]] = {"default": {}}
     for spec in args.router_arm:
-        name, _, rest = spec.partition("=")
-        matches = [SETTING.match(token) for token in shlex.split(rest)]
-        if not name.strip() or not all(matches):
+        arm = Arm.parse(spec)
+        if not arm.name or arm.serve_options or arm.engine_args:
             raise SystemExit(f"--router-arm {spec!r}: NAME=EDITJUDGE_X=V, router settings only")
-        out[name.strip()] = {m.group(1): m.group(2) for m in matches if m}
+        out[arm.name] = arm.router_env
     return out
 
 
@@ -68,20 +64,14 @@ def _one_arm(
 ) -> dict[str, Any]:
     tag = f"{PREFIX}{name}"
     facts = {"kind": "router_arm", "image_side": args.image_side, "client": "editjudge score"}
-    spy: dict[str, Any] = {}
-    timer = None
-    with serving_router(engines, free_port(), env, args.work / f"router-{tag}.log") as url:
-        if args.profile:
-            timer = threading.Timer(
-                args.profile_after_s, lambda: spy.update(profile(serve, args.work, tag))
-            )
-            timer.start()
+    with (
+        serving_router(engines, free_port(), env, args.work / f"router-{tag}.log") as url,
+        spy.during(serve, args.work, tag, args.profile_after_s, args.profile) as frames,
+    ):
         run = measure(
             args, tag, inputs[tag], url, engines=len(engines), arm=name, router_env=env, **facts
         )
-        if timer:
-            timer.join()
-    run["profile"] = spy or None
+    run["profile"] = frames or None
     log(f"{tag}: engine {next(iter(run['engine_counters'].values()), None)}")
     return run
 

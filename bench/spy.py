@@ -7,7 +7,9 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,23 @@ def profile(serve: Server, work: Path, tag: str, seconds: int = 8) -> dict[str, 
         _, err = proc.communicate(timeout=seconds + 60)
         out[role] = top_frames(raw) if raw.exists() else {"error": err.decode()[-500:]}
     return out
+
+
+@contextlib.contextmanager
+def during(
+    serve: Server, work: Path, tag: str, after_s: float, on: bool
+) -> Iterator[dict[str, Any]]:
+    """Profile ``serve`` (:func:`profile`) ``after_s`` into the block, when ``on``: the dict it
+    yields holds the frames once the block and the profile are done (empty when off)."""
+    frames: dict[str, Any] = {}
+    timer = threading.Timer(after_s, lambda: frames.update(profile(serve, work, tag)))
+    if on:
+        timer.start()
+    try:
+        yield frames
+    finally:
+        if on:
+            timer.join()
 
 
 def top_frames(raw: Path, n: int = 25) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from bench.procs import (
     serve_argv,
     serving_router,
     stop_serve,
+    wait_all_healthy,
 )
 from bench.report import Recorder
 from editjudge.server.config import Settings
@@ -64,32 +65,6 @@ def serve_command(args: argparse.Namespace) -> list[str]:
     }
     engine_args = ["--load-format", "dummy", *shlex.split(args.cpu_engine_args)]
     return serve_argv(gpus, args.model_dir, options, engine_args=engine_args)
-
-
-# What the launcher logs when it stops restarting one engine and serves with the others
-# (server/box/supervisor.py): that engine will not become healthy, so a run need not wait for it.
-GIVEN_UP = "stays down until serve is restarted"
-
-
-def wait_all_healthy(serve: Server, timeout_s: float) -> list[str]:
-    """Wait until the router is ready and reports every engine healthy; the engines' URLs. Fails
-    at once if serve exits or gives an engine up: device time is too scarce to wait it out."""
-    deadline = time.monotonic() + timeout_s
-    serve.wait_ready("/ready", timeout_s)
-    while time.monotonic() < deadline:
-        if serve.proc.poll() is not None:
-            raise RuntimeError(
-                f"editjudge serve exited with {serve.proc.returncode}: {serve.tail()}"
-            )
-        if GIVEN_UP in serve.tail(chars=1_000_000):
-            raise RuntimeError(f"editjudge serve gave an engine up: {serve.tail()}")
-        with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
-            cap = httpx.get(f"{serve.url}/info", timeout=5).json()["capacity"]
-            if cap["backends"] and cap["healthy_backends"] == cap["backends"]:
-                backends = httpx.get(f"{serve.url}/backends", timeout=5).json()
-                return sorted(b["url"] for b in backends)
-        time.sleep(1)
-    raise TimeoutError(f"not every engine healthy after {timeout_s:g}s:\n{serve.tail()}")
 
 
 def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[str, tuple[int, int]]:

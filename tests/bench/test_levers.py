@@ -4,7 +4,6 @@ per-request figures, and a pair of arms run side by side on fake engines."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,9 @@ import pytest
 from bench import gpu_bench
 from bench.engine_counters import engine_view
 from bench.levers import Arm
-from bench.procs import free_port
 from bench.spy import top_frames
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.fake_box import bench_argv, fake_model
+from tests.processes import free_ports
 
 
 def test_an_arm_splits_serve_options_engine_arguments_and_router_settings() -> None:
@@ -57,13 +55,9 @@ def test_top_frames_share_own_and_inclusive_samples(tmp_path: Path) -> None:
 
 def test_a_pair_of_arms_runs_side_by_side(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EDITJUDGE_REASONING", raising=False)
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
     out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["levers", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
-    argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
-    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    # each arm's serve takes --port + 10 (GPU + 1) and the next port: a block of free ones
+    argv = bench_argv(["levers"], fake_model(tmp_path), tmp_path, port=free_ports(24))
     argv += ["--image-side", "32", "--warmup-pairs", "2", "--pairs", "6"]
     argv += ["--arm", "short=EDITJUDGE_REASONING=false -- --max-num-seqs 8"]
     argv += ["--pair", "default,short"]

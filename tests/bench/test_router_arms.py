@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench import gpu_bench, report, router_arms
-from bench.procs import free_port
-from tests.processes import free_ports
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.fake_box import bench_argv, fake_model
 
 
 def test_arms_are_router_settings_only_with_default_first() -> None:
@@ -35,14 +31,8 @@ def test_each_arm_scores_fresh_pairs_through_its_own_router(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EDITJUDGE_REASONING", raising=False)
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
     out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["routers", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
-    argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
-    argv += ["--engine-base-port", str(free_ports(4)), "--image-side", "32"]
-    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    argv = [*bench_argv(["routers"], fake_model(tmp_path), tmp_path), "--image-side", "32"]
     argv += ["--one-engine-pairs", "3", "--warmup-pairs", "2"]
     argv += ["--router-arm", "short=EDITJUDGE_REASONING=false"]
     assert gpu_bench.main(argv) == 0

@@ -14,6 +14,7 @@ import pytest
 from bench import gpu_bench, report
 from bench.procs import free_port
 from editjudge.server.box import defaults
+from tests.bench.fake_box import bench_argv, fake_model
 from tests.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,14 +26,9 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     # A setting in the benchmark's own environment must not reach serve or score: if this one
     # did, the router would suggest 2 items in flight instead of 512.
     monkeypatch.setenv("EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND", "1")
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
-    out, work = tmp_path / "out", tmp_path / "work"
-    argv = ["userpath", "curve", "--model-dir", str(model), "--gpus", "2", "--out", str(out)]
-    argv += ["--work", str(work), "--commit", "test", "--port", str(free_port())]
-    argv += ["--engine-base-port", str(free_ports(4)), "--image-side", "48"]
-    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    model = fake_model(tmp_path)
+    out = tmp_path / "out"
+    argv = [*bench_argv(["userpath", "curve"], model, tmp_path), "--image-side", "48"]
     argv += ["--userpath-pairs", "24", "--one-engine-pairs", "8", "--warmup-pairs", "2"]
     argv += ["--curve-inflight", "16,32", "--curve-items", "4"]
     assert gpu_bench.main(argv) == 0
@@ -118,14 +114,9 @@ def test_a_serve_that_cannot_start_is_recorded(tmp_path: Path) -> None:
 def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
     """GPU 1's port is taken: serve gives that engine up and serves with GPU 0; the bench says so
     within seconds instead of waiting out --start-timeout for an engine that will never come."""
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text('{"architectures": ["TinyVL"], "hidden_size": 8}')
     base = free_ports(2)
-    argv = ["userpath", "--model-dir", str(model), "--gpus", "2", "--out", str(tmp_path / "o")]
-    argv += ["--work", str(tmp_path / "w"), "--port", str(free_port()), "--image-side", "16"]
-    argv += ["--engine-base-port", str(base), "--userpath-pairs", "1", "--warmup-pairs", "1"]
-    argv += ["--vllm-cmd", f"{sys.executable} {ROOT / 'tests/fakes/fake_vllm.py'}"]
+    argv = bench_argv(["userpath"], fake_model(tmp_path), tmp_path, engine_base_port=base)
+    argv += ["--image-side", "16", "--userpath-pairs", "1", "--warmup-pairs", "1"]
     argv += ["--start-timeout", "300"]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", base + 1))
@@ -133,6 +124,6 @@ def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
         t0 = time.monotonic()
         assert gpu_bench.main(argv) == 0
         waited = time.monotonic() - t0
-    phase = json.loads((tmp_path / "o" / "userpath.json").read_text())
+    phase = json.loads((tmp_path / "out" / "userpath.json").read_text())
     assert "gave an engine up" in phase["error"] and phase["runs"] == []
     assert waited < 120, waited  # the launcher's restarts (1 + 2 + 4 s), not the 300 s timeout
