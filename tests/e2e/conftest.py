@@ -60,10 +60,11 @@ def tiny_model(vllm_python: Path) -> Path:
     return out
 
 
-def vllm_command(python: Path, model: Path, port: int) -> list[str]:
-    """A plain engine with the structured-output backend every shipped engine gets (no
-    ``disable_any_whitespace``), so the tests prove that the router's own per-request constraints
-    keep replies parseable on the backend users run."""
+def vllm_command(python: Path, model: Path, port: int, shipped_backend: bool) -> list[str]:
+    """A plain engine (no ``disable_any_whitespace``), so the tests prove that the router's own
+    per-request constraints keep replies parseable: with ``shipped_backend`` the structured-output
+    backend every engine of ``editjudge serve``, compose and Kubernetes gets; without, none, as in
+    an engine a user starts by hand (vLLM chooses)."""
     return [
         str(python),
         "-m",
@@ -88,16 +89,21 @@ def vllm_command(python: Path, model: Path, port: int) -> list[str]:
         '{"image": 2, "video": 0}',
         "--enable-prompt-tokens-details",
         "--enforce-eager",
-        "--structured-outputs-config",
-        dict(defaults.engine_flags())["--structured-outputs-config"],
+        *shipped_structured_outputs(shipped_backend),
     ]
+
+
+def shipped_structured_outputs(on: bool) -> list[str]:
+    flag = "--structured-outputs-config"
+    return [flag, dict(defaults.engine_flags())[flag]] if on else []
 
 
 @pytest.fixture(scope="session")
 def vllm_servers(
     vllm_python: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[str]]:
-    """Two real vLLM servers, each bound to its own CPU core."""
+    """Two real vLLM servers, each bound to its own CPU core: the first with the shipped
+    structured-output backend, the second with vLLM's own choice (a hand-started engine)."""
     logs = tmp_path_factory.mktemp("vllm-logs")
     procs, urls = [], []
     t = time.monotonic()
@@ -117,7 +123,7 @@ def vllm_servers(
         log = open(logs / f"vllm-{i}.log", "wb")  # noqa: SIM115 - lives as long as the server
         procs.append(
             subprocess.Popen(
-                vllm_command(vllm_python, tiny_model, port),
+                vllm_command(vllm_python, tiny_model, port, shipped_backend=i == 0),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
