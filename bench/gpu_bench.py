@@ -92,7 +92,12 @@ def _user_path_options(u: argparse._ArgumentGroup) -> None:
     u.add_argument("--one-engine-pairs", type=int, default=300)
     u.add_argument("--warmup-pairs", type=int, default=128, help="scored once before the runs")
     u.add_argument("--curve-inflight", type=in_flight_list, default=[64, 128, 256, 512, 1024])
-    u.add_argument("--curve-items", type=int, default=256, help="pairs per point, at least 2x K")
+    u.add_argument(
+        "--curve-items",
+        type=int,
+        default=None,
+        help="pairs per point (default: 256 or 2x K, whichever is more)",
+    )
     u.add_argument(
         "--cpu-engine-args",
         default="",

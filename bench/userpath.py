@@ -81,7 +81,8 @@ def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[st
         sets.update(router_arms.pair_sets(args, gpus))
     if "curve" in phases:
         for k, in_flight in enumerate(args.curve_inflight):
-            sets[f"curve-{in_flight}"] = (1_000_000 * (k + 1), max(args.curve_items, 2 * in_flight))
+            count = args.curve_items or max(256, 2 * in_flight)
+            sets[f"curve-{in_flight}"] = (1_000_000 * (k + 1), count)
     return sets
 
 

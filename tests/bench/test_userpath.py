@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import gpu_bench, report
+from bench import gpu_bench, report, userpath
 from bench.procs import free_port
 from editjudge.server.box import defaults
 from tests.bench.fake_box import bench_argv, fake_model
@@ -30,7 +30,7 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
     out = tmp_path / "out"
     argv = [*bench_argv(["userpath", "curve"], model, tmp_path), "--image-side", "48"]
     argv += ["--userpath-pairs", "24", "--one-engine-pairs", "8", "--warmup-pairs", "2"]
-    argv += ["--curve-inflight", "16,32", "--curve-items", "4"]
+    argv += ["--curve-inflight", "16,32", "--curve-items", "40"]
     assert gpu_bench.main(argv) == 0
 
     assert sorted(p.name for p in out.iterdir()) == ["curve.json", "userpath.json"]
@@ -73,7 +73,7 @@ def test_userpath_and_curve_run_the_users_commands_with_defaults(
 
     curve = json.loads((out / "curve.json").read_text())
     points = [(r["name"], r["in_flight"], r["items"], r["ok"]) for r in curve["runs"]]
-    assert points == [("curve-16", 16, 32, 32), ("curve-32", 32, 64, 64)]
+    assert points == [("curve-16", 16, 40, 40), ("curve-32", 32, 40, 40)]
     assert curve["runs"][0]["command"][-4:] == ["--batch-size", "16", "--concurrency", "1"]
 
     text = report.render(out)
@@ -127,3 +127,13 @@ def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
     phase = json.loads((tmp_path / "out" / "userpath.json").read_text())
     assert "gave an engine up" in phase["error"] and phase["runs"] == []
     assert waited < 120, waited  # the launcher's restarts (1 + 2 + 4 s), not the 300 s timeout
+
+
+def test_curve_points_default_to_twice_their_load_and_take_an_exact_count_when_given() -> None:
+    args = gpu_bench.parse(["curve", "--model-dir", "m", "--out", "o", "--curve-inflight", "64,1024"])
+    sets = userpath.pair_sets(args, ["curve"], 1)
+    assert (sets["curve-64"][1], sets["curve-1024"][1]) == (256, 2048)
+    args.curve_items = 300  # one GPU holds ~60 requests: the router queues the rest of 1,024
+    sets = userpath.pair_sets(args, ["curve"], 1)
+    assert (sets["curve-64"][1], sets["curve-1024"][1]) == (300, 300)
+    assert sets["curve-64"][0] != sets["curve-1024"][0]  # disjoint pairs per point
