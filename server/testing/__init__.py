@@ -11,14 +11,8 @@ The router core never imports this package.
 
 from __future__ import annotations
 
-from .fake_engine import (
-    FakeEngine,
-    fake_engines,
-    regex_reply,
-    request_images,
-    schema_reply,
-    start,
-)
+from .fake_engine import FakeEngine, fake_engines, request_images, start
+from .fake_replies import regex_reply, schema_reply
 from .local_router import LocalRouter
 
 __all__ = [

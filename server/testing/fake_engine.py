@@ -19,9 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import importlib
-import math
-import re
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +26,8 @@ from typing import IO, Any
 
 import orjson
 from aiohttp import web
+
+from .fake_replies import first_token_logprobs, schema_reply
 
 ReplyFn = Callable[[dict[str, Any]], str]
 
@@ -164,7 +163,7 @@ class FakeEngine:
             "message": {"role": "assistant", "content": content},
         }
         if body.get("logprobs"):
-            choice["logprobs"] = {"content": [_logprobs(content, structured, body)]}
+            choice["logprobs"] = {"content": [first_token_logprobs(content, structured, body)]}
         details = {"cached_tokens": self.cached_tokens} if self.cached_tokens is not None else None
         return {
             "id": "chatcmpl-fake",
@@ -199,101 +198,6 @@ def request_images(body: dict[str, Any]) -> list[str]:
         for part in (msg.get("content") if isinstance(msg.get("content"), list) else [])
         if isinstance(part, dict) and part.get("type") == "image_url"
     ]
-
-
-def schema_reply(structured: dict[str, Any], seed: int) -> str:
-    """Text that satisfies a ``structured_outputs`` request (integers derived from ``seed``)."""
-    if "choice" in structured:
-        choices = structured["choice"]
-        return str(choices[seed % len(choices)])
-    if "regex" in structured:
-        return regex_reply(structured["regex"], seed)
-    props = (structured.get("json") or {}).get("properties", {})
-    out: dict[str, Any] = {}
-    for i, (name, spec) in enumerate(props.items()):
-        if spec.get("type") == "integer":
-            lo, hi = int(spec.get("minimum", 0)), int(spec.get("maximum", 10))
-            out[name] = lo + (seed >> (3 * i)) % (hi - lo + 1)
-        else:
-            out[name] = "fake reasoning"
-    return orjson.dumps(out or {"score": 5}).decode()
-
-
-_FILLER = "fake reasoning"
-
-
-def regex_reply(pattern: str, seed: int) -> str:
-    """A string ``pattern`` matches: alternatives picked from ``seed``, repeated character classes
-    filled from a fixed phrase. Covers the patterns protocols send (literals, groups,
-    alternation, character classes, bounded repeats)."""
-    # The stdlib's own regex parser (``sre_parse``, private but stable since Python 3.0).
-    parser: Any = importlib.import_module("re._parser")
-    picks = iter(range(64))
-    out: list[str] = []
-
-    def emit(tree: Any) -> None:
-        for op, arg in tree:
-            name = str(op)
-            if name == "LITERAL":
-                out.append(chr(arg))
-            elif name == "SUBPATTERN":
-                emit(arg[-1])
-            elif name == "BRANCH":
-                alternatives = arg[1]
-                emit(alternatives[(seed >> (3 * next(picks))) % len(alternatives)])
-            elif name in ("MAX_REPEAT", "MIN_REPEAT"):
-                low, high, sub = arg
-                if len(sub) == 1 and str(sub[0][0]) == "IN":
-                    out.append(_fill(sub[0][1], low, high))
-                else:
-                    for _ in range(low):
-                        emit(sub)
-            elif name == "IN":
-                out.append(_fill(arg, 1, 1))
-            else:
-                raise ValueError(f"fake engine cannot generate regex element {name}")
-
-    emit(parser.parse(pattern))
-    text = "".join(out)
-    if re.fullmatch(pattern, text) is None:
-        raise ValueError(f"generated {text!r} does not match {pattern!r}")
-    return text
-
-
-def _fill(char_class: Any, low: int, high: int) -> str:
-    """Between ``low`` and ``high`` characters of a class, taken from the filler phrase."""
-    pattern = re.compile("[" + "".join(_class_text(char_class)) + "]")
-    usable = [c for c in _FILLER if pattern.fullmatch(c)]
-    if not usable:
-        usable = [c for c in map(chr, range(32, 127)) if pattern.fullmatch(c)][:1]
-    text = "".join(usable)[: max(low, min(high, len(_FILLER)))]
-    return text + usable[0] * (low - len(text))
-
-
-def _class_text(items: Any) -> list[str]:
-    parts: list[str] = []
-    for op, arg in items:
-        name = str(op)
-        if name == "NEGATE":
-            parts.insert(0, "^")
-        elif name == "LITERAL":
-            parts.append(re.escape(chr(arg)))
-        elif name == "RANGE":
-            parts.append(f"{re.escape(chr(arg[0]))}-{re.escape(chr(arg[1]))}")
-        else:
-            raise ValueError(f"fake engine cannot generate character class element {name}")
-    return parts
-
-
-def _logprobs(content: str, structured: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """Top logprobs for the first token: most mass on ``content``, the rest spread on options."""
-    options = [str(c) for c in structured.get("choice", [content])]
-    k = min(int(body.get("top_logprobs") or 1), len(options))
-    others = [o for o in options if o != content][: k - 1]
-    rest = 0.3 / max(1, len(others))
-    top = [{"token": content, "logprob": math.log(0.7 if others else 1.0)}]
-    top += [{"token": o, "logprob": math.log(rest)} for o in others]
-    return {"token": content, "logprob": top[0]["logprob"], "top_logprobs": top}
 
 
 async def start(

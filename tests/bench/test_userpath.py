@@ -130,7 +130,9 @@ def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
 
 
 def test_curve_points_default_to_twice_their_load_and_take_an_exact_count_when_given() -> None:
-    args = gpu_bench.parse(["curve", "--model-dir", "m", "--out", "o", "--curve-inflight", "64,1024"])
+    args = gpu_bench.parse(
+        ["curve", "--model-dir", "m", "--out", "o", "--curve-inflight", "64,1024"]
+    )
     sets = userpath.pair_sets(args, ["curve"], 1)
     assert (sets["curve-64"][1], sets["curve-1024"][1]) == (256, 2048)
     args.curve_items = 300  # one GPU holds ~60 requests: the router queues the rest of 1,024

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageStat
 
-from editjudge.server.testing.fake_engine import schema_reply
+from editjudge.server.testing.fake_replies import schema_reply
 
 FAIL_RED = 255  # an edited image this red gets a reply that is no score at all
 

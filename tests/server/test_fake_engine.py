@@ -10,7 +10,8 @@ from editjudge.server.catalog import build_protocols
 from editjudge.server.config import Settings
 from editjudge.server.images import ImageLimits, prepare_image
 from editjudge.server.protocols import Item, Sampling
-from editjudge.server.testing.fake_engine import FakeEngine, regex_reply
+from editjudge.server.testing.fake_engine import FakeEngine
+from editjudge.server.testing.fake_replies import regex_reply
 from tests.helpers import image_bytes
 
 LIMITS = ImageLimits(10**7, 10**7, frozenset({"PNG"}))
