@@ -7,14 +7,11 @@ import contextlib
 import copy
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from .admission import Budget
 from .auth import key_digests
@@ -26,7 +23,7 @@ from .direct import DirectRoutes
 from .discovery import Change, Discovery, Resolver, from_settings
 from .docs import install_docs
 from .engine import EngineClient, make_engine_client
-from .errors import EditJudgeError, ServiceError, Unauthorized
+from .handlers import editjudge_error, install_error_handlers
 from .health import check_all, health_loop
 from .images import ImageLimits
 from .intake import ImageWorkers
@@ -44,7 +41,6 @@ from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from .pool import Backend, BackendPool, PoolConfig
 from .protocols import Sampling, ScoringProtocol
-from .responses import json_response
 from .routes import DIRECT_ROUTES, ROUTERS, openapi_components, paths
 from .schemas import name_protocols
 from .scoring import EngineInfo, Scorer, ScoringConfig, discover
@@ -73,26 +69,40 @@ _NO_TELEMETRY: dict[str, Any] = (
 )
 
 
+def pool_config(settings: Settings) -> PoolConfig:
+    """The backend pool's part of the settings."""
+    return PoolConfig(
+        max_in_flight=settings.max_in_flight_per_backend,
+        adaptive=settings.in_flight_control == "adaptive",
+        min_in_flight=settings.min_in_flight_per_backend,
+        start_in_flight=settings.start_in_flight_per_backend,
+        failure_threshold=settings.failure_threshold,
+        circuit_open_s=settings.circuit_open_s,
+        policy=settings.routing_policy,
+        affinity_epsilon=settings.affinity_epsilon,
+        no_backend_wait_s=settings.no_backend_wait_s,
+    )
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    """What intake accepts of an image, and how it checks it."""
+    return ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        formats=frozenset(settings.image_formats),
+        resize_max_pixels=settings.resize_max_pixels,
+        resize_grid=settings.resize_grid,
+        check=settings.image_check,
+    )
+
+
 def build_context(
     settings: Settings,
     client: EngineClient,
     protocols: Sequence[ScoringProtocol] | None = None,
 ) -> AppContext:
     """Wire the long-lived objects together (no I/O). ``protocols`` defaults to the built-ins."""
-    pool = BackendPool(
-        settings.backends,
-        PoolConfig(
-            max_in_flight=settings.max_in_flight_per_backend,
-            adaptive=settings.in_flight_control == "adaptive",
-            min_in_flight=settings.min_in_flight_per_backend,
-            start_in_flight=settings.start_in_flight_per_backend,
-            failure_threshold=settings.failure_threshold,
-            circuit_open_s=settings.circuit_open_s,
-            policy=settings.routing_policy,
-            affinity_epsilon=settings.affinity_epsilon,
-            no_backend_wait_s=settings.no_backend_wait_s,
-        ),
-    )
+    pool = BackendPool(settings.backends, pool_config(settings))
     metrics = Metrics(pool)
     info = EngineInfo(model=settings.model)
     image_policy = (
@@ -113,14 +123,7 @@ def build_context(
         client=client,
         scorer=Scorer(pool, client, config, metrics, info, cache=cache),
         protocols=build_registry(settings, protocols),
-        limits=ImageLimits(
-            max_bytes=settings.max_image_bytes,
-            max_pixels=settings.max_image_pixels,
-            formats=frozenset(settings.image_formats),
-            resize_max_pixels=settings.resize_max_pixels,
-            resize_grid=settings.resize_grid,
-            check=settings.image_check,
-        ),
+        limits=image_limits(settings),
         budget=Budget(
             settings.max_queued_items,
             settings.max_queued_image_bytes,
@@ -157,7 +160,7 @@ def create_app(
         app.include_router(router)
     install_docs(app)
     _complete_openapi(app, settings, protocols)
-    _install_error_handlers(app)
+    install_error_handlers(app)
     routes = paths()
     # Added first, so innermost of the app's middlewares: the ones below still wrap it.
     app.add_middleware(DirectRoutes, routes=DIRECT_ROUTES, on_error=editjudge_error)
@@ -207,16 +210,10 @@ def _lifespan(
             len(ctx.pool.backends),
             ctx.info.model,
         )
-        loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
-        if settings.in_flight_control == "adaptive":
-            loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
         tune_allocator(settings.malloc_mmap_threshold)
         freeze_startup_objects()
         collector = collect_young_less_often()
-        if settings.memory_trim_interval_s > 0:
-            loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
-        if discovery is not None:
-            loops.append(discovery.run())
+        loops = _background_loops(settings, ctx, discovery, on_healthy)
         tasks = [asyncio.create_task(loop) for loop in loops]
         try:
             yield
@@ -226,12 +223,34 @@ def _lifespan(
             await asyncio.gather(*tasks, return_exceptions=True)
             restore_collector(collector)
             thaw_startup_objects()
-            await ctx.client.aclose()
-            ctx.image_workers.close()
-            if ctx.scorer.cache is not None:
-                ctx.scorer.cache.close()
+            await _close(ctx)
 
     return lifespan
+
+
+def _background_loops(
+    settings: Settings,
+    ctx: AppContext,
+    discovery: Discovery | None,
+    on_healthy: Callable[[Backend], Awaitable[None]],
+) -> list[Coroutine[Any, Any, None]]:
+    """What runs beside the requests while the app serves."""
+    loops = [health_loop(ctx.pool, ctx.client, settings.health_interval_s, on_healthy)]
+    if settings.in_flight_control == "adaptive":
+        loops.append(load_loop(ctx.pool, ctx.client, settings.load_interval_s))
+    if settings.memory_trim_interval_s > 0:
+        loops.append(trim_loop(ctx.budget, settings.memory_trim_interval_s, TRIM_AFTER_DROP))
+    if discovery is not None:
+        loops.append(discovery.run())
+    return loops
+
+
+async def _close(ctx: AppContext) -> None:
+    """Release what the context holds: engine connections, image threads, the score cache."""
+    await ctx.client.aclose()
+    ctx.image_workers.close()
+    if ctx.scorer.cache is not None:
+        ctx.scorer.cache.close()
 
 
 def _discovery(
@@ -270,46 +289,6 @@ def _complete_openapi(
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def editjudge_error(request: Request, exc: EditJudgeError) -> Response:
-    """The answer to an :class:`EditJudgeError`, from FastAPI's stack or :class:`DirectRoutes`."""
-    headers = {}
-    if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, ServiceError):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after_s or 1)))
-        ctx: AppContext | None = getattr(request.app.state, "ctx", None)
-        if ctx is not None:
-            ctx.metrics.rejected.labels(exc.code).inc()
-    return json_response({"error": exc.to_dict()}, exc.status, headers)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(EditJudgeError, editjudge_error)  # type: ignore[arg-type]
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        body = {"code": "invalid_request", "message": f"{where}: {first.get('msg')}"}
-        return json_response({"error": body}, 422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return json_response(
-            {"error": {"code": code, "message": str(exc.detail)}},
-            exc.status_code,
-            dict(exc.headers or {}),
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {"code": "internal_error", "message": "unexpected router error; see router logs"}
-        return json_response({"error": body}, 500)
 
 
 __all__ = ["build_context", "create_app"]
