@@ -21,7 +21,7 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -157,12 +157,35 @@ class ScoreCache:
         """Store ``result`` if it is a success (errors are never cached)."""
         if result.status != "ok":
             return
-        stored = result.model_copy(update={"id": None, "rank": None, "z_score": None})
-        raw = stored.model_dump_json().encode()
+        raw = _stored(result)
         if self._threaded:
             await asyncio.to_thread(self.store.put, key, raw)
         else:
             self.store.put(key, raw)
+
+    async def get_many(self, wanted: Sequence[tuple[str, str | None]]) -> list[ScoreResult | None]:
+        """:meth:`get` for each ``(key, item_id)``, in order, with one trip to the store's thread
+        (a group's candidates: one hop instead of one per candidate)."""
+        t0 = time.perf_counter()
+        keys = [key for key, _ in wanted]
+        if self._threaded:
+            raws = await asyncio.to_thread(_get_all, self.store, keys)
+        else:
+            raws = _get_all(self.store, keys)
+        return [
+            None if raw is None else self._hit(ScoreResult.model_validate_json(raw), item_id, t0)
+            for raw, (_, item_id) in zip(raws, wanted, strict=True)
+        ]
+
+    async def put_many(self, results: Sequence[tuple[str, ScoreResult]]) -> None:
+        """:meth:`put` for each ``(key, result)``, with one trip to the store's thread."""
+        rows = [(key, _stored(result)) for key, result in results if result.status == "ok"]
+        if not rows:
+            return
+        if self._threaded:
+            await asyncio.to_thread(_put_all, self.store, rows)
+        else:
+            _put_all(self.store, rows)
 
     async def get_or_compute(
         self, key: str, item_id: str | None, compute: Callable[[], Awaitable[ScoreResult]]
@@ -204,6 +227,24 @@ class ScoreCache:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _stored(result: ScoreResult) -> bytes:
+    """What the store keeps of a success: the result without what belongs to one request."""
+    return (
+        result.model_copy(update={"id": None, "rank": None, "z_score": None})
+        .model_dump_json()
+        .encode()
+    )
+
+
+def _get_all(store: Store, keys: Sequence[str]) -> list[bytes | None]:
+    return [store.get(key) for key in keys]
+
+
+def _put_all(store: Store, rows: Sequence[tuple[str, bytes]]) -> None:
+    for key, value in rows:
+        store.put(key, value)
 
 
 def make_cache(settings: Settings, on_hit: Callable[[], None] | None = None) -> ScoreCache | None:

@@ -81,30 +81,34 @@ class GroupScorer:
         t0 = time.perf_counter()
         fingerprint = self.scorer.fingerprint(protocol)
         cache = self.scorer.cache if fingerprint.model is not None else None
-        keys: dict[int, str] = {}
-        found: dict[int, ScoreResult] = {}
-        pending: dict[int, Item] = {}
-        for i, entry in enumerate(entries):
-            if isinstance(entry, Rejected):
-                found[i] = error_result_of(entry.id, entry.error)
-                continue
-            if cache is not None:
-                keys[i] = ScoreCache.key(fingerprint, entry)
-                if (hit := await cache.get(keys[i], entry.id)) is not None:
+        found = {
+            i: error_result_of(e.id, e.error)
+            for i, e in enumerate(entries)
+            if isinstance(e, Rejected)
+        }
+        pending = {i: e for i, e in enumerate(entries) if not isinstance(e, Rejected)}
+        keys = (
+            {i: ScoreCache.key(fingerprint, e) for i, e in pending.items()}
+            if cache is not None
+            else {}
+        )
+        if cache is not None and keys:
+            hits = await cache.get_many([(keys[i], pending[i].id) for i in keys])
+            for i, hit in zip(list(keys), hits, strict=True):
+                if hit is not None:
+                    del pending[i]
                     found[i] = hit
-                    continue
-            pending[i] = entry
         outcome = GroupOutcome([])
         with flow():
             computed = await self._compute(
                 pending, protocol, source, instruction, deadline, outcome
             )
         elapsed = round((time.perf_counter() - t0) * 1000, 3)
-        for i, result in computed.items():
+        for result in computed.values():
             result.latency_ms, result.fingerprint = elapsed, fingerprint
             self.scorer.metrics.items.labels(protocol.name, result.status).inc()
-            if cache is not None:
-                await cache.put(keys[i], result)
+        if cache is not None:
+            await cache.put_many([(keys[i], result) for i, result in computed.items()])
         found.update(computed)
         outcome.results = [found[i] for i in range(len(entries))]
         for result, entry in zip(outcome.results, entries, strict=True):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,29 @@ async def test_hits_are_marked_and_carry_the_callers_id(kind: str, tmp_path: Pat
     assert first.cache_hit is False and second.cache_hit is True
     assert second.id == "second" and second.score == first.score == 7.0
     assert second.latency_ms < first.latency_ms
+    cache.close()
+
+
+async def test_a_groups_lookups_and_stores_take_one_trip_to_the_sqlite_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = ScoreCache(SqliteStore(tmp_path / "c.sqlite", 100))
+    trips = 0
+    to_thread = asyncio.to_thread
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await to_thread(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    failed = ScoreResult(id="c", status="error")
+    await cache.put_many([("a", ok(6.0, "a")), ("b", ok(8.0, "b")), ("c", failed)])
+    assert trips == 1
+    found = await cache.get_many([("b", "x"), ("missing", "y"), ("a", "z"), ("c", "w")])
+    assert trips == 2
+    assert [r.score if r else None for r in found] == [8.0, None, 6.0, None]  # errors not kept
+    assert [r.id for r in found if r] == ["x", "z"] and all(r.cache_hit for r in found if r)
     cache.close()
 
 
