@@ -31,7 +31,13 @@ SERVED_NAME = "tiny-qwen2vl"
 @pytest.fixture(scope="session")
 def vllm_python() -> Path:
     python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import vllm, vllm._C"]
+    # vLLM's own choice of kernel build for this CPU's ISA (``import vllm._C`` would load the
+    # AVX512 one, and die on an AVX2-only CPU).
+    check = (
+        "import torch; from vllm.platforms import current_platform as p; p.import_kernels(); "
+        "torch.ops._C.silu_and_mul"
+    )
+    probe = [str(python), "-c", check]
     ok = (
         python.exists()
         and subprocess.run(
