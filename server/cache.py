@@ -144,28 +144,15 @@ class ScoreCache:
 
     async def get(self, key: str, item_id: str | None) -> ScoreResult | None:
         """The stored result for ``key``, as a hit for the item ``item_id``; None on a miss."""
-        t0 = time.perf_counter()
-        if self._threaded:
-            raw = await asyncio.to_thread(self.store.get, key)
-        else:
-            raw = self.store.get(key)
-        if raw is None:
-            return None
-        return self._hit(ScoreResult.model_validate_json(raw), item_id, t0)
+        return (await self.get_many([(key, item_id)]))[0]
 
     async def put(self, key: str, result: ScoreResult) -> None:
         """Store ``result`` if it is a success (errors are never cached)."""
-        if result.status != "ok":
-            return
-        raw = _stored(result)
-        if self._threaded:
-            await asyncio.to_thread(self.store.put, key, raw)
-        else:
-            self.store.put(key, raw)
+        await self.put_many([(key, result)])
 
     async def get_many(self, wanted: Sequence[tuple[str, str | None]]) -> list[ScoreResult | None]:
         """:meth:`get` for each ``(key, item_id)``, in order, with one trip to the store's thread
-        (a group's candidates: one hop instead of one per candidate)."""
+        (SQLite): a group's candidates make one trip, not one each."""
         t0 = time.perf_counter()
         keys = [key for key, _ in wanted]
         if self._threaded:
@@ -178,7 +165,7 @@ class ScoreCache:
         ]
 
     async def put_many(self, results: Sequence[tuple[str, ScoreResult]]) -> None:
-        """:meth:`put` for each ``(key, result)``, with one trip to the store's thread."""
+        """:meth:`put` for each ``(key, result)``, with one trip to the store's thread (SQLite)."""
         rows = [(key, _stored(result)) for key, result in results if result.status == "ok"]
         if not rows:
             return
