@@ -65,6 +65,9 @@ class Server:
         self.log = log or Path(f"/tmp/editjudge-bench-{safe}.log")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.log.open("ab")
+        # A log may hold an earlier run's output (the same --work on a machine kept warm between
+        # device calls): this process's output starts here.
+        self._log_start = self._fh.tell()
         self.proc = subprocess.Popen(
             self.argv,
             env=child_env(env),
@@ -90,8 +93,16 @@ class Server:
             time.sleep(0.2)
         raise TimeoutError(f"{target} not ready after {timeout:g}s; {self.log}:\n{self.tail()}")
 
+    def output(self, since: int = 0) -> bytes:
+        """What this process wrote to its log, from byte ``since`` of that on."""
+        if not self.log.exists():
+            return b""
+        with self.log.open("rb") as f:
+            f.seek(self._log_start + since)
+            return f.read()
+
     def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+        return self.output().decode(errors="replace")[-chars:]
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the process and all its live descendants."""
@@ -213,13 +224,19 @@ def wait_all_healthy(serve: Server, timeout_s: float) -> list[str]:
     at once if serve exits or gives an engine up: device time is too scarce to wait it out."""
     deadline = time.monotonic() + timeout_s
     serve.wait_ready("/ready", timeout_s)
+    marker, scanned = GIVEN_UP.encode(), 0
     while time.monotonic() < deadline:
         if serve.proc.poll() is not None:
             raise RuntimeError(
                 f"editjudge serve exited with {serve.proc.returncode}: {serve.tail()}"
             )
-        if GIVEN_UP in serve.tail(chars=1_000_000):
+        # only what serve wrote since the last look (and a marker's length before, for a line
+        # that was half written then)
+        since = max(0, scanned - len(marker))
+        new = serve.output(since)
+        if marker in new:
             raise RuntimeError(f"editjudge serve gave an engine up: {serve.tail()}")
+        scanned = since + len(new)
         with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
             cap = httpx.get(f"{serve.url}/info", timeout=5).json()["capacity"]
             if cap["backends"] and cap["healthy_backends"] == cap["backends"]:

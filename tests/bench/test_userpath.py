@@ -129,6 +129,23 @@ def test_an_engine_given_up_fails_the_start_at_once(tmp_path: Path) -> None:
     assert waited < 120, waited  # the launcher's restarts (1 + 2 + 4 s), not the 300 s timeout
 
 
+def test_an_earlier_runs_log_in_the_same_work_folder_does_not_fail_the_start(
+    tmp_path: Path,
+) -> None:
+    """Device calls on a machine kept warm share --work: serve.log then holds the last call's
+    output, and an engine that call gave up must not fail this call's start."""
+    argv = bench_argv(["userpath"], fake_model(tmp_path), tmp_path)
+    argv += ["--image-side", "16", "--userpath-pairs", "2", "--one-engine-pairs", "1"]
+    argv += ["--warmup-pairs", "1"]
+    (tmp_path / "work").mkdir()
+    old = "editjudge: GPU 1 stays down until serve is restarted; carrying on with 1 of 2 engines\n"
+    (tmp_path / "work" / "serve.log").write_text(old)
+    assert gpu_bench.main(argv) == 0
+    phase = json.loads((tmp_path / "out" / "userpath.json").read_text())
+    assert "error" not in phase, phase.get("error")
+    assert [r["ok"] for r in phase["runs"]] == [2, 1]  # userpath-2, userpath-1
+
+
 def test_curve_points_default_to_twice_their_load_and_take_an_exact_count_when_given() -> None:
     args = gpu_bench.parse(
         ["curve", "--model-dir", "m", "--out", "o", "--curve-inflight", "64,1024"]
