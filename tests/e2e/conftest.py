@@ -31,13 +31,7 @@ SERVED_NAME = "tiny-qwen2vl"
 @pytest.fixture(scope="session")
 def vllm_python() -> Path:
     python = VENV / "bin" / "python"
-    # vLLM's own choice of kernel build for this CPU's ISA (``import vllm._C`` would load the
-    # AVX512 one, and die on an AVX2-only CPU).
-    check = (
-        "import torch; from vllm.platforms import current_platform as p; p.import_kernels(); "
-        "torch.ops._C.silu_and_mul"
-    )
-    probe = [str(python), "-c", check]
+    probe = [str(python), str(RECIPE / "check.py")]
     ok = (
         python.exists()
         and subprocess.run(
