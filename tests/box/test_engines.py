@@ -57,6 +57,10 @@ def test_every_engine_gets_the_shared_defaults_unless_the_operator_sets_them() -
     assert "--structured-outputs-config" not in own
     assert own[-2:] == ["--structured-outputs-config.backend", "xgrammar"]
     assert defaults.STRUCTURED_OUTPUTS_BACKEND == "guidance"
+    # Each engine owns its card: 0.95 of it, not vLLM's 0.9; an operator sharing the card wins.
+    assert argv[argv.index("--gpu-memory-utilization") + 1] == "0.95"
+    shared = argv_for("--gpu-memory-utilization=0.9")
+    assert "--gpu-memory-utilization" not in shared and shared[-1] == "--gpu-memory-utilization=0.9"
 
 
 def test_compose_k8s_and_env_example_carry_the_same_defaults() -> None:
