@@ -1,8 +1,8 @@
 """On an H200: does an H100-sized memory budget start the model at the shipped defaults?
 
-Half of an H200's 141 GiB (``--gpu-memory-utilization 0.5``) stands for 0.9 of an H100's 80 GB.
-This starts ``editjudge serve --gpus 0 --model DIR -- --load-format dummy
---gpu-memory-utilization 0.5`` (every other engine setting the shipped default, among them
+0.54 of an H200's 140.4 GiB (``--gpu-memory-utilization 0.54``) stands for the shipped 0.95 of an
+H100's 79.6 GiB. This starts ``editjudge serve --gpus 0 --model DIR -- --load-format dummy
+--gpu-memory-utilization 0.54`` (every other engine setting the shipped default, among them
 ``--max-model-len 16384``), records what vLLM says it has room for (KV cache tokens, concurrency at
 the full context), then scores pairs of 1024x1024 JPEGs through it with ``editjudge score`` and
 its defaults. Writes ``OUT/h100-budget.json``.
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--work", type=Path, default=Path("/tmp/editjudge-budget"))
     p.add_argument("--commit", default=None)
-    p.add_argument("--fraction", default="0.5", help="--gpu-memory-utilization of the engine")
+    p.add_argument("--fraction", default="0.54", help="--gpu-memory-utilization of the engine")
     p.add_argument("--pairs", type=int, default=300)
     p.add_argument("--start-timeout", type=float, default=300)
     p.add_argument("--vllm-cmd", help="how an engine starts (default: editjudge serve's, vllm)")
