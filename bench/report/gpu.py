@@ -10,7 +10,9 @@ came from (phases of one results folder may come from different leases):
   and the scaling efficiency items/s(N) / (N x items/s(1));
 * router settings on the same engines (``arm-NAME``, phase routers): items/s, what parsed, busy %
   and vLLM's step counters per arm;
-* the in-flight curve (``curve-K``): items/s and busy % against the items a client keeps in flight.
+* the in-flight curve (``curve-K``): items/s and busy % against the items a client keeps in flight;
+* engine and router settings, a GPU (or a serve start) per arm (phase levers:
+  :mod:`~bench.report.levers`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.report import levers
 from bench.report.tables import cell, md_table
 
-PHASES = ("scaling", "placement", "dp", "hf", "userpath", "routers", "curve")
+PHASES = ("scaling", "placement", "dp", "hf", "userpath", "routers", "curve", "levers")
 Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]
 
 
@@ -43,7 +46,9 @@ def load(d: Path) -> dict[str, dict[str, Any]]:
                 "error": phase["error"],
                 **where,
             }
-        for run in phase.get("runs", []):
+        for run in levers.arm_runs(phase) if name == "levers" else phase.get("runs", []):
+            if "pair_name" in run:
+                run["name"] = f"{run['pair_name']}/{run['name']}"  # an arm may be in two pairs
             run.setdefault("name", name)
             run.setdefault("kind", "hf" if name == "hf" else "loadgen")
             runs[run["name"]] = {**run, **where, "phase": name, "phase_meta": phase}
@@ -203,6 +208,12 @@ def render(d: Path) -> str:
             "curve",
             CURVE,
             None,
+        ),
+        (
+            "Engine and router settings, a GPU or a serve start per arm (phase levers)",
+            "lever",
+            levers.LEVERS,
+            levers.ratios,
         ),
     ):
         chosen = [r for r in runs.values() if r.get("kind") == kind]

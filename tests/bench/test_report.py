@@ -115,3 +115,19 @@ def test_steady_rate_leaves_out_the_start_and_the_tail() -> None:
     assert s["steady_items_per_s"] == 20.0 and s["items_per_s"] == 5.0
     assert (s["ok"], s["errors"], s["parse_rate"], s["in_flight"]) == (99, {"x": 1}, 0.99, 64)
     assert s["first_result_s"] == 5.0 and s["error_samples"]["x"].startswith("m")
+
+
+def test_levers_render_one_row_per_arm_with_the_ratio_to_default(tmp_path: Path) -> None:
+    lease = RESULTS.parent / "gpu-h100x1-2026-12-07-dcbd662"
+    phase = json.loads((lease / "levers.json").read_text())
+    phase["runs"].append({"name": "pair-3", "arms": ["api2"], "error": "TimeoutError: no engine"})
+    (tmp_path / "levers.json").write_text(json.dumps(phase))
+    text = report.render(tmp_path)
+    assert "(phase levers)**: card 1x NVIDIA H100 80GB HBM3" in text and "commit dcbd662" in text
+    assert (
+        "| pair-1 | mem95 | `--gpu-memory-utilization 0.95` | 160 | 160 (100.0%) | 5.12 | 85.6 "
+        "| 76.1 | 244.1 | 13.32 | 227 |" in text
+    )
+    assert "| pair-0 | default | (shipped defaults) |" in text
+    assert "- fp8kv (pair-2) / default (pair-0): 1.32x items/s" in text
+    assert "pair-3 (failed) on 1x NVIDIA H100 80GB HBM3: TimeoutError: no engine" in text

@@ -1,0 +1,67 @@
+"""The ``levers`` phase file (``bench.levers``) as a table: one row per arm of every pair, with
+vLLM's counters (requests running, tokens per step, preemptions), and each arm's items/s against
+the ``default`` arm's."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench.report.tables import cell
+
+Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]
+
+
+def arm_runs(phase: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every measured run of a levers file (``run-ARM``; warm-ups are not kept there), and each
+    pair that failed, by name."""
+    for pair in phase.get("runs", []):
+        if "error" in pair:
+            yield {"name": f"{pair['name']} (failed)", "error": pair["error"]}
+        for run in pair.get("runs", []):
+            yield {**run, "kind": "lever", "pair_name": pair["name"]}
+
+
+def _setting(r: dict[str, Any]) -> str:
+    words = [*r.get("serve_options", []), *r.get("engine_args", [])]
+    words += [f"{k}={v}" for k, v in (r.get("router_env") or {}).items()]
+    return f"`{shlex.join(words)}`" if words else "(shipped defaults)"
+
+
+def _counter(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda r: cell((r.get("engine") or {}).get(key))
+
+
+def _running(r: dict[str, Any]) -> str:
+    windows = list((r.get("engine_windows") or {}).values())
+    return cell(windows[0].get("running_mean")) if windows else "-"
+
+
+LEVERS: Columns = [
+    ("pair", lambda r: r["pair_name"]),
+    ("arm", lambda r: cell(r.get("arm"))),
+    ("setting", _setting),
+    ("items", lambda r: cell(r.get("items"))),
+    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("items/s", lambda r: cell(r.get("items_per_s"))),
+    ("GPU busy %", lambda r: cell(r.get("arm_gpu_busy_pct"))),
+    ("running (mean)", _running),
+    ("tokens/step", _counter("tokens_per_step")),
+    ("mean step ms", _counter("step_ms_mean")),
+    ("preemptions", _counter("preemptions")),
+]
+
+
+def ratios(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Each arm's items/s over the ``default`` arm's (the first run of it)."""
+    arms = [r for r in runs.values() if r.get("kind") == "lever" and r.get("items_per_s")]
+    base = next((r for r in arms if r.get("arm") == "default"), None)
+    if base is None:
+        return []
+    return [
+        f"- {r['arm']} ({r['pair_name']}) / default ({base['pair_name']}): "
+        f"{r['items_per_s'] / base['items_per_s']:.2f}x items/s"
+        for r in arms
+        if r is not base
+    ]
