@@ -23,6 +23,19 @@ RECENT_LINES = 20  # an engine's last output lines, quoted when it is given up
 QUIET_ENDPOINTS = "/health,/metrics"
 
 
+def advice_for(line: str) -> str | None:
+    """What an operator can do about an engine start failure that ``line`` of its output names,
+    where one of the launcher's own engine defaults plays a part; None for any other line."""
+    if "Decrease GPU memory utilization" in line:  # vLLM: the card's free memory is too little
+        return (
+            "the GPU has less free memory than the engine asks for: editjudge serve asks for "
+            f"--gpu-memory-utilization {defaults.GPU_MEMORY_UTILIZATION} of each card (each engine "
+            "owns its GPU); where something else uses the GPU, pass "
+            "`-- --gpu-memory-utilization 0.9` (or less)"
+        )
+    return None
+
+
 @dataclass
 class Engine:
     """One supervised vLLM server."""
@@ -37,6 +50,12 @@ class Engine:
     starts: int = 0  # processes started so far
     healthy: bool = False  # its latest process has answered /health
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LINES))
+    advice: str | None = None  # what to do about its latest failed start, where its output says
+
+    def heard(self, line: str) -> None:
+        """Keep one line of the engine's output: the last few, and advice it calls for."""
+        self.recent.append(line)
+        self.advice = self.advice or advice_for(line)
 
     @property
     def url(self) -> str:

@@ -111,5 +111,5 @@ async def pump(engine: Engine, stream: asyncio.StreamReader, output: EngineOutpu
             line = b"(an output line over %d bytes was cut)\n" % LINE_LIMIT
         if not line:
             return
-        engine.recent.append(line.decode(errors="replace").rstrip())
+        engine.heard(line.decode(errors="replace").rstrip())
         output.write(prefix + line)

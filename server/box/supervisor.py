@@ -179,11 +179,13 @@ async def supervise(engine: Engine, sup: Supervision) -> None:
 def report_given_up(engine: Engine, why: str) -> None:
     """The ERROR for an engine that will not be restarted: why, and what it said last."""
     tail = "\n".join(f"    {line}" for line in engine.recent) or "    (no output)"
+    advice = f"\nWhat to do: {engine.advice}" if engine.advice else ""
     log.error(
-        "GPU %d: giving up on this engine: it %s (--max-start-failures). Its last output:\n%s",
+        "GPU %d: giving up on this engine: it %s (--max-start-failures). Its last output:\n%s%s",
         engine.gpu,
         why,
         tail,
+        advice,
     )
 
 
@@ -191,6 +193,7 @@ async def run_once(engine: Engine, sup: Supervision) -> str:
     """Start the engine and wait until it exits or ``sup.halt`` stops it; how it ended."""
     engine.healthy, engine.started_at = False, time.monotonic()
     engine.recent.clear()
+    engine.advice = None
     try:
         proc = await start(engine)
     except OSError as exc:

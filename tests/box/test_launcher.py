@@ -323,9 +323,33 @@ def test_an_engine_that_keeps_exiting_before_healthy_is_given_up(tmp_path: Path)
         "editjudge serve: no engine left to serve: GPUs 0, 1 exited with 3 before its first "
         "healthy check, 3 times in a row (see the errors above)"
     )
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "What to do" not in err  # no advice for an unknown cause
     assert took < 30, f"took {took:.1f}s"
     print(f"3 early exits on each of 2 GPUs: exit 1 after {took:.1f}s")
+
+
+def test_an_engine_short_of_gpu_memory_is_told_how_to_ask_for_less() -> None:
+    """The launcher asks vLLM for 0.95 of each card; on a card something else uses, vLLM refuses
+    to start, and the operator is told which `--` argument fixes it."""
+    port = free_ports(3)
+    vllm_says = (
+        "ValueError: Free memory on device cuda:0 (30.1/79.2 GiB) on startup is less than desired "
+        "GPU memory utilization (0.95, 75.3 GiB). Decrease GPU memory utilization or reduce GPU "
+        "memory used by other processes."
+    )
+    env = {**os.environ, "FAKE_VLLM_EXIT": "1", "FAKE_VLLM_EXIT_LINE": vllm_says}
+    cmd = launcher_cmd(port, port + 1, "--max-start-failures", "1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    for gpu in (0, 1):
+        assert re.search(
+            rf"GPU {gpu}: giving up on this engine: .*\n(?:    .*\n)*?"
+            rf"    {re.escape(vllm_says)}, exiting with 1\n"
+            r"What to do: the GPU has less free memory than the engine asks for: editjudge serve "
+            r"asks for --gpu-memory-utilization 0\.95 of each card .*; where something else uses "
+            r"the GPU, pass `-- --gpu-memory-utilization 0\.9` \(or less\)\n",
+            proc.stderr,
+        ), proc.stderr
 
 
 def test_the_other_engines_carry_on_when_one_is_given_up(tmp_path: Path) -> None:

@@ -38,13 +38,15 @@ def request_log() -> IO[str] | None:
 
 
 def exit_early() -> None:
-    """``FAKE_VLLM_EXIT``: fail like an engine that cannot load, after a line of output."""
+    """``FAKE_VLLM_EXIT``: fail like an engine that cannot load, after a line of output
+    (``FAKE_VLLM_EXIT_LINE``, or one saying it cannot load the model)."""
     code = os.environ.get("FAKE_VLLM_EXIT")
     gpus = os.environ.get("FAKE_VLLM_EXIT_GPUS")
     cuda = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if code is None or (gpus is not None and cuda not in gpus.split(",")):
         return
-    print(f"fake vllm: cannot load the model, exiting with {code}", flush=True)
+    line = os.environ.get("FAKE_VLLM_EXIT_LINE", "fake vllm: cannot load the model")
+    print(f"{line}, exiting with {code}", flush=True)
     sys.exit(int(code))
 
 
