@@ -23,10 +23,13 @@ RECENT_LINES = 20  # an engine's last output lines, quoted when it is given up
 QUIET_ENDPOINTS = "/health,/metrics"
 
 
-def advice_for(line: str) -> str | None:
+def advice_for(line: str, argv: list[str]) -> str | None:
     """What an operator can do about an engine start failure that ``line`` of its output names,
-    where one of the launcher's own engine defaults plays a part; None for any other line."""
-    if "Decrease GPU memory utilization" in line:  # vLLM: the card's free memory is too little
+    where one of the launcher's own engine defaults (still in the engine's ``argv``, not replaced by
+    the operator's) plays a part; None for any other line."""
+    flag = "--gpu-memory-utilization"
+    ours = flag in argv and argv[argv.index(flag) + 1 :][:1] == [defaults.GPU_MEMORY_UTILIZATION]
+    if ours and "Decrease GPU memory utilization" in line:  # vLLM: too little free memory
         return (
             "the GPU has less free memory than the engine asks for: editjudge serve asks for "
             f"--gpu-memory-utilization {defaults.GPU_MEMORY_UTILIZATION} of each card (each engine "
@@ -55,7 +58,7 @@ class Engine:
     def heard(self, line: str) -> None:
         """Keep one line of the engine's output: the last few, and advice it calls for."""
         self.recent.append(line)
-        self.advice = self.advice or advice_for(line)
+        self.advice = self.advice or advice_for(line, self.argv)
 
     @property
     def url(self) -> str:
