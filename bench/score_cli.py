@@ -38,10 +38,20 @@ class ScoreRun:
     results: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""  # what it printed (stdout and stderr)
 
+    @property
+    def in_flight(self) -> int | None:
+        """The items the client kept in flight, from the plan it printed."""
+        plan = PLAN.search(self.log)
+        return int(plan.group(1)) * int(plan.group(2)) if plan else None
+
     def window(self, low: float = 0.1, high: float = 0.9) -> tuple[float, float, int] | None:
         """(start, end, items) between ``low`` and ``high`` of the results; None when that is too
-        little to be a rate (results come a batch at a time)."""
+        little to be a rate (results come a batch at a time), or when the run had no steady state:
+        with fewer than twice the items the client keeps in flight, nearly all of them are sent at
+        once, and the window would time their completions' burst, not a rate."""
         total = len(self.results)
+        if self.in_flight and total < 2 * self.in_flight:
+            return None
         a = next(((t, n) for t, n in self.progress if n >= low * total), None)
         b = next(((t, n) for t, n in self.progress if n >= high * total), None)
         if not (a and b) or b[0] - a[0] < MIN_WINDOW_S or b[1] - a[1] < MIN_WINDOW_ITEMS:
@@ -69,7 +79,7 @@ class ScoreRun:
             "command": self.command,
             "rc": self.rc,
             "cli_plan": plan.group(0) if plan else None,
-            "in_flight": int(plan.group(1)) * int(plan.group(2)) if plan else None,
+            "in_flight": self.in_flight,
             "seconds": round(self.seconds, 2),
             "first_result_s": round(first - self.started, 2) if first else None,
             "items": items,

@@ -109,12 +109,26 @@ def test_steady_rate_leaves_out_the_start_and_the_tail() -> None:
         20.0,
         progress,
         results,
-        "4 request(s) of up to 16 items in flight: ...",
+        "2 request(s) of up to 16 items in flight: ...",
     )
     s = run.summary()
     assert s["steady_items_per_s"] == 20.0 and s["items_per_s"] == 5.0
-    assert (s["ok"], s["errors"], s["parse_rate"], s["in_flight"]) == (99, {"x": 1}, 0.99, 64)
+    assert (s["ok"], s["errors"], s["parse_rate"], s["in_flight"]) == (99, {"x": 1}, 0.99, 32)
     assert s["first_result_s"] == 5.0 and s["error_samples"]["x"].startswith("m")
+
+
+def test_no_steady_rate_when_nearly_every_item_was_in_flight_at_once() -> None:
+    """256 items with 256 in flight (the H100 lease's userpath-1): the 10%-90% window timed the
+    burst of completions at the end (11.08 "steady" items/s against 4.74 overall)."""
+    progress = [(100.0, 0), (110.0, 16), (135.0, 32), (140.0, 128), (150.0, 240), (154.0, 256)]
+    results = [{"status": "ok"}] * 256
+    plan = "16 request(s) of up to 16 items in flight: ..."
+    burst = ScoreRun(["editjudge"], 0, 100.0, 54.0, progress, results, plan)
+    assert burst.window() is None and burst.summary()["steady_items_per_s"] is None
+    assert burst.summary()["items_per_s"] == 4.74
+    doubled = [(t, 2 * n) for t, n in progress]
+    longer = ScoreRun(["editjudge"], 0, 100.0, 54.0, doubled, results * 2, plan)
+    assert longer.window() is not None  # twice the items in flight: a rate again
 
 
 def test_levers_render_one_row_per_arm_with_the_ratio_to_default(tmp_path: Path) -> None:
