@@ -20,15 +20,13 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.report import levers
-from bench.report.tables import cell, md_table
+from bench.report.tables import Columns, cell, engine_counter, md_table, parsed
 
 PHASES = ("scaling", "placement", "dp", "hf", "userpath", "routers", "curve", "levers")
-Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]
 
 
 def load(d: Path) -> dict[str, dict[str, Any]]:
@@ -47,8 +45,6 @@ def load(d: Path) -> dict[str, dict[str, Any]]:
                 **where,
             }
         for run in levers.arm_runs(phase) if name == "levers" else phase.get("runs", []):
-            if "pair_name" in run:
-                run["name"] = f"{run['pair_name']}/{run['name']}"  # an arm may be in two pairs
             run.setdefault("name", name)
             run.setdefault("kind", "hf" if name == "hf" else "loadgen")
             runs[run["name"]] = {**run, **where, "phase": name, "phase_meta": phase}
@@ -89,7 +85,7 @@ USERPATH: Columns = [
     ("wall s", lambda r: cell(r.get("seconds"))),
     ("items/s", lambda r: cell(r.get("items_per_s"))),
     ("steady items/s", lambda r: cell(r.get("steady_items_per_s"))),
-    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("parsed (ok)", parsed),
     ("errors by code", lambda r: ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"),
     ("GPU busy % per GPU", lambda r: per_gpu(r.get("gpu_busy_pct"))),
     ("GPU GiB peak per GPU", lambda r: per_gpu(r.get("gpu_mem_peak_mib"), 1 / 1024, ".1f")),
@@ -103,15 +99,9 @@ CURVE: Columns = [
         "GPU busy % per GPU",
         lambda r: per_gpu(r.get("gpu_busy_pct_steady") or r.get("gpu_busy_pct")),
     ),
-    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("parsed (ok)", parsed),
     ("errors", lambda r: str(sum((r.get("errors") or {}).values()))),
 ]
-
-
-def _engine(r: dict[str, Any], key: str) -> str:
-    """One of vLLM's counters over the run, for the run's first engine."""
-    views = list((r.get("engine_counters") or {}).values())
-    return cell(views[0].get(key)) if views else "-"
 
 
 def _settings(r: dict[str, Any]) -> str:
@@ -122,14 +112,14 @@ ROUTER_ARMS: Columns = [
     ("arm", lambda r: cell(r.get("arm"))),
     ("router settings", _settings),
     ("items", lambda r: cell(r.get("items"))),
-    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("parsed (ok)", parsed),
     ("items/s", lambda r: cell(r.get("items_per_s"))),
     ("GPU busy % per GPU", lambda r: per_gpu(r.get("gpu_busy_pct"))),
-    ("steps", lambda r: _engine(r, "steps")),
-    ("mean step ms", lambda r: _engine(r, "step_ms_mean")),
-    ("tokens/step", lambda r: _engine(r, "tokens_per_step")),
-    ("generated tokens/request", lambda r: _engine(r, "generated_tokens_per_request")),
-    ("inter-token ms", lambda r: _engine(r, "itl_ms_mean")),
+    ("steps", engine_counter("steps")),
+    ("mean step ms", engine_counter("step_ms_mean")),
+    ("tokens/step", engine_counter("tokens_per_step")),
+    ("generated tokens/request", engine_counter("generated_tokens_per_request")),
+    ("inter-token ms", engine_counter("itl_ms_mean")),
 ]
 
 

@@ -5,12 +5,10 @@ the ``default`` arm's."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from bench.report.tables import cell
-
-Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]
+from bench.report.tables import Columns, cell, engine_counter, parsed
 
 
 def arm_runs(phase: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -19,18 +17,15 @@ def arm_runs(phase: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for pair in phase.get("runs", []):
         if "error" in pair:
             yield {"name": f"{pair['name']} (failed)", "error": pair["error"]}
-        for run in pair.get("runs", []):
-            yield {**run, "kind": "lever", "pair_name": pair["name"]}
+        for run in pair.get("runs", []):  # named by pair too: an arm may be in two pairs
+            name = f"{pair['name']}/{run['name']}"
+            yield {**run, "name": name, "kind": "lever", "pair_name": pair["name"]}
 
 
 def _setting(r: dict[str, Any]) -> str:
     words = [*r.get("serve_options", []), *r.get("engine_args", [])]
     words += [f"{k}={v}" for k, v in (r.get("router_env") or {}).items()]
     return f"`{shlex.join(words)}`" if words else "(shipped defaults)"
-
-
-def _counter(key: str) -> Callable[[dict[str, Any]], str]:
-    return lambda r: cell((r.get("engine") or {}).get(key))
 
 
 def _running(r: dict[str, Any]) -> str:
@@ -43,13 +38,13 @@ LEVERS: Columns = [
     ("arm", lambda r: cell(r.get("arm"))),
     ("setting", _setting),
     ("items", lambda r: cell(r.get("items"))),
-    ("parsed (ok)", lambda r: f"{r.get('ok', 0)} ({cell(r.get('parse_rate'), '.1%')})"),
+    ("parsed (ok)", parsed),
     ("items/s", lambda r: cell(r.get("items_per_s"))),
     ("GPU busy %", lambda r: cell(r.get("arm_gpu_busy_pct"))),
     ("running (mean)", _running),
-    ("tokens/step", _counter("tokens_per_step")),
-    ("mean step ms", _counter("step_ms_mean")),
-    ("preemptions", _counter("preemptions")),
+    ("tokens/step", engine_counter("tokens_per_step")),
+    ("mean step ms", engine_counter("step_ms_mean")),
+    ("preemptions", engine_counter("preemptions")),
 ]
 
 

@@ -17,6 +17,25 @@ def cell(value: Any, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
+Columns = list[tuple[str, Callable[[dict[str, Any]], str]]]  # (title, cell of a run) per column
+
+
+def parsed(run: dict[str, Any]) -> str:
+    """A run's parsed replies and their share: ``ok (rate)``."""
+    return f"{run.get('ok', 0)} ({cell(run.get('parse_rate'), '.1%')})"
+
+
+def engine_counter(key: str) -> Callable[[dict[str, Any]], str]:
+    """A column of one of vLLM's counters over the run (``bench.engine_counters``), first engine
+    (a levers run's ``engine``, where an older file kept only that)."""
+
+    def of(run: dict[str, Any]) -> str:
+        first = next(iter((run.get("engine_counters") or {}).values()), None)
+        return cell((first or run.get("engine") or {}).get(key))
+
+    return of
+
+
 def md_table(columns: list[tuple[str, Callable[[Any], str]]], rows: list[Any]) -> list[str]:
     """A markdown table: one (title, cell of a row) per column."""
 
