@@ -27,9 +27,10 @@ def advice_for(line: str, argv: list[str]) -> str | None:
     """What an operator can do about an engine start failure that ``line`` of its output names,
     where one of the launcher's own engine defaults (still in the engine's ``argv``, not replaced by
     the operator's) plays a part; None for any other line."""
+    if "Decrease GPU memory utilization" not in line:  # vLLM: too little free memory
+        return None  # every line of every engine passes here: the cheap test first
     flag = "--gpu-memory-utilization"
-    ours = flag in argv and argv[argv.index(flag) + 1 :][:1] == [defaults.GPU_MEMORY_UTILIZATION]
-    if ours and "Decrease GPU memory utilization" in line:  # vLLM: too little free memory
+    if flag in argv and argv[argv.index(flag) + 1 :][:1] == [defaults.GPU_MEMORY_UTILIZATION]:
         return (
             "the GPU has less free memory than the engine asks for: editjudge serve asks for "
             f"--gpu-memory-utilization {defaults.GPU_MEMORY_UTILIZATION} of each card (each engine "
