@@ -88,6 +88,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _user_path_options(u: argparse._ArgumentGroup) -> None:
     u.add_argument("--image-side", type=int, default=1024)
+    u.add_argument(
+        "--edits-per-source",
+        type=int,
+        default=1,
+        help="consecutive pairs sharing one source image (levers, userpath, curve)",
+    )
     u.add_argument("--userpath-pairs", type=int, default=900)
     u.add_argument("--one-engine-pairs", type=int, default=300)
     u.add_argument("--warmup-pairs", type=int, default=128, help="scored once before the runs")

@@ -57,30 +57,41 @@ def photo_like(seed: int, size: int = 1024, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def _write_pair(task: tuple[Path, int, int]) -> dict[str, str]:
-    folder, index, size = task
+def _write_pair(task: tuple[Path, int, int, int]) -> dict[str, str]:
+    folder, index, size, source = task
     row = {"id": f"p{index}", "instruction": f"Edit {index}: make the sky purple, add a red kite."}
-    for key, seed in (("source_image", 2 * index), ("image", 2 * index + 1)):
-        name = f"{key[0]}{index}.jpg"
-        (folder / name).write_bytes(photo_like(seed, size))
-        row[key] = name
+    edit = f"i{index}.jpg"
+    (folder / edit).write_bytes(photo_like(2 * index + 1, size))
+    row["image"] = edit
+    row["source_image"] = f"s{source}.jpg"
+    if source == index:  # the group's first edit writes the source they share
+        (folder / row["source_image"]).write_bytes(photo_like(2 * source, size))
     return row
 
 
 def write_pairs(
-    folder: Path, first: int, count: int, size: int = 1024, processes: int | None = None
+    folder: Path,
+    first: int,
+    count: int,
+    size: int = 1024,
+    processes: int | None = None,
+    edits_per_source: int = 1,
 ) -> Path:
-    """``count`` pairs (pair ``first`` onwards), each edit with its own source, as JPEG files in
-    ``folder`` plus ``input.jsonl`` listing them for ``editjudge score``; returns that file.
+    """``count`` pairs (pair ``first`` onwards) as JPEG files in ``folder`` plus ``input.jsonl``
+    listing them for ``editjudge score``; returns that file.
 
-    Pair ``i``'s images have seeds ``2i`` and ``2i+1``: disjoint ranges of pairs never share an
-    image, so runs that must not warm each other's caches take different ranges.
+    Each edit has its own source unless ``edits_per_source`` is more than one: then runs of that
+    many consecutive pairs share the first one's source, listed one after another, as a user
+    scoring several candidate edits of one image would send them (what a prefix cache can reuse).
+    Pair ``i``'s edit has seed ``2i + 1`` and its own source seed ``2i``: disjoint ranges of pairs
+    never share an image, so runs that must not warm each other's caches take different ranges.
     """
     listing = folder / "input.jsonl"
     if listing.exists() and len(listing.read_text().splitlines()) == count:
         return listing  # made earlier in this work folder: same seeds, same bytes
     folder.mkdir(parents=True, exist_ok=True)
-    tasks = [(folder, i, size) for i in range(first, first + count)]
+    k = max(1, edits_per_source)
+    tasks = [(folder, i, size, first + (i - first) // k * k) for i in range(first, first + count)]
     workers = max(1, min(processes or os.cpu_count() or 1, count))
     if workers == 1:
         rows = [_write_pair(t) for t in tasks]

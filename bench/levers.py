@@ -91,6 +91,7 @@ def run_pair(args: argparse.Namespace, arms: list[Arm], pair_no: int, rec: Recor
     cores = blocks(len(arms))
     t0 = time.monotonic()
     live = [start_arm(args, arm, k, cores[k]) for k, arm in enumerate(arms)]
+    eps = args.edits_per_source
     try:
         for k, r in enumerate(live):
             base = 10_000_000 * (pair_no + 1) + 100_000 * k
@@ -98,8 +99,10 @@ def run_pair(args: argparse.Namespace, arms: list[Arm], pair_no: int, rec: Recor
                 ("warmup", 0, args.warmup_pairs),
                 ("run", 50_000, args.pairs),
             ):
-                folder = Path(args.work, "pairs", f"lever-{pair_no}-{k}-{name}")
-                r.inputs[name] = write_pairs(folder, base + offset, count, args.image_side)
+                folder = Path(args.work, "pairs", f"lever-{pair_no}-{k}-{name}-k{eps}")
+                r.inputs[name] = write_pairs(
+                    folder, base + offset, count, args.image_side, edits_per_source=eps
+                )
         for r in live:
             r.engine = wait_all_healthy(r.serve, args.start_timeout)[0]
         ready_s = round(time.monotonic() - t0, 1)

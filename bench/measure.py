@@ -35,6 +35,7 @@ def measure(
     ):
         run = run_score(input_file, work / f"{name}.jsonl", url, [*options], work / f"{name}.log")
     result = {"name": name, **facts, **run.summary(), "engine_windows": windows.summary()}
+    result["edits_per_source"] = getattr(args, "edits_per_source", 1)
     result["engine_counters"] = counters.views
     steady = run.window()
     result["gpu_busy_pct"] = sampler.busy()

@@ -86,8 +86,11 @@ def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[st
     return sets
 
 
-def pairs_folder(args: argparse.Namespace, name: str) -> Path:
-    return Path(args.work, "pairs", f"{name}-{args.image_side}px")
+def write_set(args: argparse.Namespace, name: str, first: int, count: int) -> Path:
+    """The run ``name``'s pairs, in a folder of their own under ``--work``; its listing."""
+    k = args.edits_per_source
+    folder = Path(args.work, "pairs", f"{name}-{args.image_side}px" + (f"-k{k}" if k > 1 else ""))
+    return write_pairs(folder, first, count, args.image_side, edits_per_source=k)
 
 
 @contextlib.contextmanager
@@ -162,7 +165,7 @@ def through_router(args: argparse.Namespace, engine: str, n: int, rec: Recorder)
     its default (else the router would hold ``n`` GPUs to one engine's share), and the client
     sends what the router then suggests."""
     first, count = pair_sets(args, ["userpath"], n)["userpath-N"]
-    pairs = write_pairs(pairs_folder(args, "userpath-N"), first, count, args.image_side)
+    pairs = write_set(args, "userpath-N", first, count)
     ceiling = n * Settings.model_fields["max_in_flight_per_backend"].default
     env = {"EDITJUDGE_MAX_IN_FLIGHT_PER_BACKEND": str(ceiling)}
     with default_router(engine, args, "dp", env) as url:
@@ -207,8 +210,7 @@ def start(args: argparse.Namespace, phases: list[str], facts: dict[str, Any]) ->
     try:
         gpus = gpu_watch.count() if args.gpus == "all" else int(args.gpus)
         sets = pair_sets(args, phases, gpus)
-        side = args.image_side
-        inputs = {k: write_pairs(pairs_folder(args, k), a, n, side) for k, (a, n) in sets.items()}
+        inputs = {k: write_set(args, k, a, n) for k, (a, n) in sets.items()}
         log(f"wrote {sum(n for _, n in sets.values())} pairs in {time.monotonic() - t0:.0f}s")
         engines = wait_all_healthy(serve, args.start_timeout)
         facts["serve_ready_s"] = round(time.monotonic() - t0, 1)

@@ -38,3 +38,15 @@ def test_write_pairs_keeps_what_it_made(tmp_path: Path) -> None:
     first = (tmp_path / "i0.jpg").stat().st_mtime_ns
     assert write_pairs(tmp_path, 0, 2, size=32, processes=1) == listing
     assert (tmp_path / "i0.jpg").stat().st_mtime_ns == first
+
+
+def test_write_pairs_can_share_a_source_among_consecutive_edits(tmp_path: Path) -> None:
+    listing = write_pairs(tmp_path, 5, 7, size=48, processes=2, edits_per_source=3)
+    rows = [json.loads(line) for line in listing.read_text().splitlines()]
+    assert [r["source_image"] for r in rows] == ["s5.jpg"] * 3 + ["s8.jpg"] * 3 + ["s11.jpg"]
+    assert len({r["image"] for r in rows}) == 7  # every edit is its own
+    sources = sorted(p.name for p in tmp_path.glob("s*.jpg"))
+    assert sources == ["s11.jpg", "s5.jpg", "s8.jpg"]  # one file per group, no others
+    write_pairs(tmp_path / "own", 5, 1, size=48, processes=1)
+    same = (tmp_path / "own" / "s5.jpg").read_bytes() == (tmp_path / "s5.jpg").read_bytes()
+    assert same  # a group's source is its first pair's own source: ranges stay disjoint
