@@ -35,9 +35,9 @@ class System:
     """Something a client can send requests to; ``server`` is None for direct-to-engines."""
 
     name: str
-    kind: str  # direct | editjudge | vllm-router
+    kind: str  # direct | editjudge | vllm-router | floor
     urls: tuple[str, ...]
-    template_protocol: str | None = None  # editjudge: the protocol named in /score bodies
+    template_protocol: str | None = None  # /score: the protocol named in its bodies
     server: Server | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="editjudge variant NAME[:KEY=VAL,...][@CHECKOUT]; repeatable (default: one, as is)",
     )
     ap.add_argument("--no-viescore", action="store_true", help="skip the two-call VIEScore run")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also bench/floor_router.py: the least a Python router on this stack spends",
+    )
     ap.add_argument("--vllm-router", default=str(DEFAULT_VLLM_ROUTER), help="'' to skip")
     ap.add_argument(
         "--vllm-router-policy",
@@ -116,6 +121,8 @@ def _start_routers(args: argparse.Namespace, engines: list[str], systems: list[S
             systems.append(
                 System(f"{name} (viescore)", "editjudge", (f"{url}/score",), "viescore", server)
             )
+    if args.floor:
+        systems.extend(_floor(engines, port + 90))
     if args.vllm_router and not Path(args.vllm_router).exists():
         print(f"!! {args.vllm_router} missing: run bench/install_vllm_router.sh; skipped")
     elif args.vllm_router:
@@ -131,12 +138,25 @@ def _start_routers(args: argparse.Namespace, engines: list[str], systems: list[S
             systems.append(System(name, "vllm-router", chat, server=server, env={"policy": policy}))
 
 
+def _floor(engines: list[str], port: int) -> list[System]:
+    """``bench/floor_router.py``: the stack's own cost, on ``/score`` and passing chat through."""
+    url = f"http://127.0.0.1:{port}"
+    env = {"EDITJUDGE_BACKENDS": ",".join(engines), "EDITJUDGE_PORT": str(port)}
+    server = Server("python floor", [sys.executable, str(ROOT / "bench/floor_router.py")], url, env)
+    return [
+        System("python floor (/score)", "floor", (f"{url}/score",), "single", server),
+        System(
+            "python floor (pass-through)", "floor", (f"{url}/v1/chat/completions",), None, server
+        ),
+    ]
+
+
 def measure(
     system: System, args: argparse.Namespace, engines: list[Server], seed: int, rate: float
 ) -> report.Measurement:
     """One closed-loop (rate 0) or open-loop run against ``system``; CPU sampled in the window."""
-    if system.kind == "editjudge":
-        template = score_template(system.template_protocol or "single")
+    if system.template_protocol is not None:
+        template = score_template(system.template_protocol)
         expect = b'"status":"ok"'
     else:
         template, expect = chat_template(), b'"choices"'
