@@ -1,6 +1,6 @@
-"""The ``levers`` phase file (``bench.levers``) as a table: one row per arm of every pair, with
-vLLM's counters (requests running, tokens per step, preemptions), and each arm's items/s against
-the ``default`` arm's."""
+"""The ``levers`` phase file (``bench.levers``) as a table: one row per arm of every pair, with its
+workload (edits per source) and vLLM's counters (requests running, prefix-cache hits, tokens per
+step, preemptions), and each arm's items/s against the ``default`` arm's."""
 
 from __future__ import annotations
 
@@ -37,11 +37,13 @@ LEVERS: Columns = [
     ("pair", lambda r: r["pair_name"]),
     ("arm", lambda r: cell(r.get("arm"))),
     ("setting", _setting),
+    ("edits per source", lambda r: cell(r.get("edits_per_source", 1))),
     ("items", lambda r: cell(r.get("items"))),
     ("parsed (ok)", parsed),
     ("items/s", lambda r: cell(r.get("items_per_s"))),
     ("GPU busy %", lambda r: cell(r.get("arm_gpu_busy_pct"))),
     ("running (mean)", _running),
+    ("prefix-cache hits", engine_counter("prefix_cache_hit_rate")),
     ("tokens/step", engine_counter("tokens_per_step")),
     ("mean step ms", engine_counter("step_ms_mean")),
     ("preemptions", engine_counter("preemptions")),

@@ -139,9 +139,17 @@ def test_levers_render_one_row_per_arm_with_the_ratio_to_default(tmp_path: Path)
     text = report.render(tmp_path)
     assert "(phase levers)**: card 1x NVIDIA H100 80GB HBM3" in text and "commit dcbd662" in text
     assert (
-        "| pair-1 | mem95 | `--gpu-memory-utilization 0.95` | 160 | 160 (100.0%) | 5.12 | 85.6 "
-        "| 76.1 | 244.1 | 13.32 | 227 |" in text
+        "| pair-1 | mem95 | `--gpu-memory-utilization 0.95` | 1 | 160 | 160 (100.0%) | 5.12 | 85.6 "
+        "| 76.1 | 0.154 | 244.1 | 13.32 | 227 |" in text
     )
     assert "| pair-0 | default | (shipped defaults) |" in text
     assert "- fp8kv (pair-2) / default (pair-0): 1.32x items/s" in text
     assert "pair-3 (failed) on 1x NVIDIA H100 80GB HBM3: TimeoutError: no engine" in text
+
+
+def test_levers_name_the_workload_a_run_had() -> None:
+    shared = RESULTS.parent / "gpu-h100x1-2026-12-08-697d70a" / "call2-30b-shared-sources"
+    text = report.render(shared)
+    assert "| pair-1 | noprefix | `--no-enable-prefix-caching` | 8 | 160 |" in text
+    assert "| 61.8 | - | 248.3 |" in text  # no prefix cache, no hit rate
+    assert "- noprefix (pair-1) / default (pair-0): 0.74x items/s" in text
