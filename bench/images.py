@@ -69,6 +69,13 @@ def _write_pair(task: tuple[Path, int, int, int]) -> dict[str, str]:
     return row
 
 
+def pairs_folder(work: Path, name: str, edits_per_source: int = 1) -> Path:
+    """Where the run ``name`` keeps its pairs under ``work``: a folder per workload, so a listing
+    made for one never stands in for another (see :func:`write_pairs`)."""
+    k = edits_per_source
+    return Path(work, "pairs", name + (f"-k{k}" if k > 1 else ""))
+
+
 def write_pairs(
     folder: Path,
     first: int,

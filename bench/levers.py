@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import spy
-from bench.images import write_pairs
+from bench.images import pairs_folder, write_pairs
 from bench.measure import measure
 from bench.procs import Server, log, serve_argv, stop_serve, wait_all_healthy
 from bench.report import Recorder
@@ -99,7 +99,7 @@ def run_pair(args: argparse.Namespace, arms: list[Arm], pair_no: int, rec: Recor
                 ("warmup", 0, args.warmup_pairs),
                 ("run", 50_000, args.pairs),
             ):
-                folder = Path(args.work, "pairs", f"lever-{pair_no}-{k}-{name}-k{eps}")
+                folder = pairs_folder(args.work, f"lever-{pair_no}-{k}-{name}", eps)
                 r.inputs[name] = write_pairs(
                     folder, base + offset, count, args.image_side, edits_per_source=eps
                 )

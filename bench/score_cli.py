@@ -41,16 +41,15 @@ class ScoreRun:
     @property
     def in_flight(self) -> int | None:
         """The items the client kept in flight, from the plan it printed."""
-        plan = PLAN.search(self.log)
-        return int(plan.group(1)) * int(plan.group(2)) if plan else None
+        return _in_flight(PLAN.search(self.log))
 
     def window(self, low: float = 0.1, high: float = 0.9) -> tuple[float, float, int] | None:
         """(start, end, items) between ``low`` and ``high`` of the results; None when that is too
         little to be a rate (results come a batch at a time), or when the run had no steady state:
         with fewer than twice the items the client keeps in flight, nearly all of them are sent at
         once, and the window would time their completions' burst, not a rate."""
-        total = len(self.results)
-        if self.in_flight and total < 2 * self.in_flight:
+        total, in_flight = len(self.results), self.in_flight
+        if in_flight and total < 2 * in_flight:
             return None
         a = next(((t, n) for t, n in self.progress if n >= low * total), None)
         b = next(((t, n) for t, n in self.progress if n >= high * total), None)
@@ -79,7 +78,7 @@ class ScoreRun:
             "command": self.command,
             "rc": self.rc,
             "cli_plan": plan.group(0) if plan else None,
-            "in_flight": self.in_flight,
+            "in_flight": _in_flight(plan),
             "seconds": round(self.seconds, 2),
             "first_result_s": round(first - self.started, 2) if first else None,
             "items": items,
@@ -91,6 +90,11 @@ class ScoreRun:
             "error_samples": samples,
             "output_tail": None if self.rc == 0 else self.log[-2000:],
         }
+
+
+def _in_flight(plan: re.Match[str] | None) -> int | None:
+    """Requests x items per request, from the plan line ``editjudge score`` printed."""
+    return int(plan.group(1)) * int(plan.group(2)) if plan else None
 
 
 def _count_lines(path: Path, done: int, offset: int) -> tuple[int, int]:

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from bench import gpu_watch, router_arms
-from bench.images import write_pairs
+from bench.images import pairs_folder, write_pairs
 from bench.measure import measure
 from bench.procs import (
     Server,
@@ -89,7 +89,7 @@ def pair_sets(args: argparse.Namespace, phases: list[str], gpus: int) -> dict[st
 def write_set(args: argparse.Namespace, name: str, first: int, count: int) -> Path:
     """The run ``name``'s pairs, in a folder of their own under ``--work``; its listing."""
     k = args.edits_per_source
-    folder = Path(args.work, "pairs", f"{name}-{args.image_side}px" + (f"-k{k}" if k > 1 else ""))
+    folder = pairs_folder(args.work, f"{name}-{args.image_side}px", k)
     return write_pairs(folder, first, count, args.image_side, edits_per_source=k)
 
 
