@@ -16,7 +16,23 @@ from editjudge.server.app import create_app
 from editjudge.server.config import Settings
 from editjudge.server.testing import fake_engines
 
-__all__ = ["admits", "b64", "data_url", "fake_engines", "image_bytes", "item", "router"]
+__all__ = [
+    "VLLM_SHORT_OF_MEMORY",
+    "admits",
+    "b64",
+    "data_url",
+    "fake_engines",
+    "image_bytes",
+    "item",
+    "router",
+]
+
+# What vLLM prints when a card lacks the free memory its --gpu-memory-utilization asks for.
+VLLM_SHORT_OF_MEMORY = (
+    "ValueError: Free memory on device cuda:0 (30.1/79.2 GiB) on startup is less than desired GPU "
+    "memory utilization (0.95, 75.3 GiB). Decrease GPU memory utilization or reduce GPU memory "
+    "used by other processes."
+)
 
 
 def admits(params: dict[str, Any], reply: str) -> bool:

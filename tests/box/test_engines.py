@@ -12,6 +12,7 @@ import yaml
 from editjudge.server.box import defaults
 from editjudge.server.box.engines import QUIET_ENDPOINTS, advice_for, engine_argv
 from editjudge.server.box.launcher import build_parser
+from tests.helpers import VLLM_SHORT_OF_MEMORY
 
 
 def argv_for(*extra: str) -> list[str]:
@@ -122,8 +123,7 @@ def test_serve_help_lists_every_engine_default() -> None:
 
 
 def test_memory_advice_only_where_the_launchers_share_was_asked_for() -> None:
-    vllm_says = "ValueError: Free memory on device cuda:0 (30.1/79.2 GiB) on startup is less than "
-    vllm_says += "desired GPU memory utilization (0.95, 75.3 GiB). Decrease GPU memory utilization"
+    vllm_says = VLLM_SHORT_OF_MEMORY
     advice = advice_for(vllm_says, argv_for("--load-format", "dummy"))
     assert advice and "`-- --gpu-memory-utilization 0.9` (or less)" in advice
     # the operator chose the share: vLLM's own message is the whole story

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import item
+from tests.helpers import VLLM_SHORT_OF_MEMORY, item
 from tests.processes import free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -332,11 +332,7 @@ def test_an_engine_short_of_gpu_memory_is_told_how_to_ask_for_less() -> None:
     """The launcher asks vLLM for 0.95 of each card; on a card something else uses, vLLM refuses
     to start, and the operator is told which `--` argument fixes it."""
     port = free_ports(3)
-    vllm_says = (
-        "ValueError: Free memory on device cuda:0 (30.1/79.2 GiB) on startup is less than desired "
-        "GPU memory utilization (0.95, 75.3 GiB). Decrease GPU memory utilization or reduce GPU "
-        "memory used by other processes."
-    )
+    vllm_says = VLLM_SHORT_OF_MEMORY
     env = {**os.environ, "FAKE_VLLM_EXIT": "1", "FAKE_VLLM_EXIT_LINE": vllm_says}
     cmd = launcher_cmd(port, port + 1, "--max-start-failures", "1")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
